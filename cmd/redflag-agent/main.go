@@ -1,0 +1,32 @@
+// Command redflag-agent is the RedFlag agent. This build knows `version`;
+// register, run, scan and the service commands arrive with the agent loop.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/redflaghq/redflag/internal/version"
+)
+
+const usage = `usage: redflag-agent <command>
+
+commands:
+  version    print the version, commit and build date
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "version", "--version", "-version":
+		fmt.Println(version.String("redflag-agent"))
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "redflag-agent: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+}

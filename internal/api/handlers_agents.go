@@ -1,0 +1,250 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/google/uuid"
+
+	"github.com/redflaghq/redflag/internal/auth"
+	"github.com/redflaghq/redflag/internal/protocol"
+	"github.com/redflaghq/redflag/internal/store"
+)
+
+func validOSType(s string) bool {
+	return s == protocol.OSLinux || s == protocol.OSWindows || s == protocol.OSDarwin
+}
+
+func (a *API) registerAgent(w http.ResponseWriter, r *http.Request) {
+	var req protocol.RegisterRequest
+	if e := decodeJSON(w, r, MaxBodyBytes, &req); e != nil {
+		writeError(w, e)
+		return
+	}
+	if e := firstErr(
+		field("registration_token", req.RegistrationToken, 256, true),
+		field("hostname", req.Hostname, 255, true),
+		field("os_version", req.OSVersion, 255, false),
+		field("os_arch", req.OSArch, 32, false),
+		field("agent_version", req.AgentVersion, 64, false),
+	); e != nil {
+		writeError(w, e)
+		return
+	}
+	if !validOSType(req.OSType) {
+		writeError(w, errf(http.StatusBadRequest, "invalid_field", "Field \"os_type\" must be linux, windows or darwin."))
+		return
+	}
+	if !protocol.ValidMachineID(req.MachineID) {
+		writeError(w, errInvalidMachineID)
+		return
+	}
+	reg, err := a.d.Auth.RegisterAgent(r.Context(), req, clientIP(r))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	keys, err := a.publicKeyList(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.d.Logger.InfoContext(r.Context(), "agent registered", "agent_id", reg.Agent.ID, "hostname", reg.Agent.Hostname, "reinstall", reg.Reinstall)
+	writeJSON(w, http.StatusCreated, protocol.RegisterResponse{AgentID: reg.Agent.ID, Token: reg.Token, RefreshToken: reg.RefreshToken,
+		CheckInIntervalSeconds: reg.Agent.CheckInIntervalSeconds, PublicKeys: keys})
+}
+
+func (a *API) renewAgent(w http.ResponseWriter, r *http.Request) {
+	mid := r.Header.Get(protocol.HeaderMachineID)
+	if mid == "" {
+		writeError(w, errf(http.StatusUnauthorized, "unauthorized", "Renewal needs the %s header.", protocol.HeaderMachineID))
+		return
+	}
+	if !protocol.ValidMachineID(mid) {
+		writeError(w, errInvalidMachineID)
+		return
+	}
+	var req protocol.RenewRequest
+	if e := decodeJSON(w, r, MaxBodyBytes, &req); e != nil {
+		writeError(w, e)
+		return
+	}
+	if e := firstErr(field("agent_id", req.AgentID, 64, true), field("refresh_token", req.RefreshToken, 256, true)); e != nil {
+		writeError(w, e)
+		return
+	}
+	if _, err := uuid.Parse(req.AgentID); err != nil {
+		writeError(w, errUnauthorized)
+		return
+	}
+	res, err := a.d.Auth.RenewAgent(r.Context(), req, mid)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (a *API) listAgents(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	pg, e := parsePage(r)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	q := r.URL.Query()
+	f := store.AgentFilter{Status: q.Get("status"), OSType: q.Get("os"), Hostname: q.Get("hostname"), Sort: q.Get("sort"), Page: pg}
+	switch f.Status {
+	case "", store.StatusOnline, store.StatusOffline, store.StatusStale:
+	default:
+		writeError(w, errf(http.StatusBadRequest, "invalid_query", "status must be online, offline or stale."))
+		return
+	}
+	if f.OSType != "" && !validOSType(f.OSType) {
+		writeError(w, errf(http.StatusBadRequest, "invalid_query", "os must be linux, windows or darwin."))
+		return
+	}
+	if e := field("hostname", f.Hostname, 255, false); e != nil {
+		e.Code = "invalid_query"
+		writeError(w, e)
+		return
+	}
+	if _, ok := store.SortableAgentFields[trimDash(f.Sort)]; f.Sort != "" && !ok {
+		writeError(w, errf(http.StatusBadRequest, "invalid_query", "sort must be one of hostname, os_type, registered_at, last_seen_at, optionally prefixed with '-'."))
+		return
+	}
+	agents, total, err := a.d.Store.ListAgents(r.Context(), f, a.d.Now())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list[store.Agent]{Items: agents, Total: total, NextCursor: nextCursor(pg, len(agents), total)})
+}
+
+func trimDash(s string) string {
+	if len(s) > 0 && s[0] == '-' {
+		return s[1:]
+	}
+	return s
+}
+
+func (a *API) getAgent(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	id, e := pathID(r)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	ag, err := a.d.Store.GetAgent(r.Context(), id, a.d.Now())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ag)
+}
+
+func (a *API) deleteAgent(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	id, e := pathID(r)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	if err := a.d.Store.DeleteAgent(r.Context(), id, p.Audit("agent.delete", "agent", id, clientIP(r))); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type rebindRequest struct {
+	MachineID string `json:"machine_id"`
+}
+
+func (a *API) rebindAgent(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	id, e := pathID(r)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	var req rebindRequest
+	if e := decodeJSON(w, r, MaxBodyBytes, &req); e != nil {
+		writeError(w, e)
+		return
+	}
+	if !protocol.ValidMachineID(req.MachineID) {
+		writeError(w, errInvalidMachineID)
+		return
+	}
+	ag, err := a.d.Store.RebindAgent(r.Context(), id, req.MachineID, a.d.Now(), p.Audit("agent.rebind", "agent", id, clientIP(r)))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ag)
+}
+
+func (a *API) checkIn(w http.ResponseWriter, r *http.Request, ag store.AgentAuth) {
+	ver := r.Header.Get(protocol.HeaderAgentVersion)
+	if e := field(protocol.HeaderAgentVersion, ver, 64, false); e != nil {
+		writeError(w, e)
+		return
+	}
+	cmds, err := a.d.Store.CheckIn(r.Context(), ag.ID, ver, ag.CheckInIntervalSeconds, a.d.Now())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := protocol.CheckInResponse{Commands: make([]protocol.SignedCommand, len(cmds)), CheckInIntervalSeconds: ag.CheckInIntervalSeconds}
+	for i, c := range cmds {
+		out.Commands[i] = protocol.SignedCommand{ID: c.ID, AgentID: c.AgentID, Type: c.Type, Params: json.RawMessage(c.Params),
+			IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt, KeyID: c.KeyID, Signature: c.Signature}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) systemReport(w http.ResponseWriter, r *http.Request, ag store.AgentAuth) {
+	var rep protocol.SystemReport
+	if e := decodeJSON(w, r, MaxBodyBytes, &rep); e != nil {
+		writeError(w, e)
+		return
+	}
+	if e := validateSystemReport(rep); e != nil {
+		writeError(w, e)
+		return
+	}
+	// Store our own re-encoding, never the agent's bytes.
+	b, err := json.Marshal(rep)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.d.Store.SaveSystemInfo(r.Context(), ag.ID, b, a.d.Now()); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func validateSystemReport(rep protocol.SystemReport) *apiError {
+	if rep.OSType != "" && !validOSType(rep.OSType) {
+		return errf(http.StatusBadRequest, "invalid_field", "Field \"os_type\" must be linux, windows or darwin.")
+	}
+	if len(rep.Disks) > 256 || len(rep.PackageManagers) > 64 {
+		return errf(http.StatusBadRequest, "invalid_field", "A system report lists at most 256 disks and 64 package managers.")
+	}
+	if rep.CPUCores < 0 || rep.MemoryBytes < 0 || rep.UptimeSeconds < 0 {
+		return errf(http.StatusBadRequest, "invalid_field", "cpu_cores, memory_bytes and uptime_seconds cannot be negative.")
+	}
+	checks := []*apiError{
+		field("os_version", rep.OSVersion, 255, false), field("os_arch", rep.OSArch, 32, false),
+		field("kernel", rep.Kernel, 255, false), field("hostname", rep.Hostname, 255, false), field("cpu_model", rep.CPUModel, 255, false),
+	}
+	for _, d := range rep.Disks {
+		if d.TotalBytes < 0 || d.UsedBytes < 0 {
+			return errf(http.StatusBadRequest, "invalid_field", "Disk sizes cannot be negative.")
+		}
+		checks = append(checks, field("disks.mount", d.Mount, 1024, true), field("disks.filesystem", d.Filesystem, 64, false))
+	}
+	for _, pm := range rep.PackageManagers {
+		checks = append(checks, field("package_managers", pm, 32, true))
+	}
+	return firstErr(checks...)
+}

@@ -1,0 +1,51 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/redflaghq/redflag/internal/protocol"
+	"github.com/redflaghq/redflag/internal/store"
+)
+
+// registerRoutes is the one list of every route the server answers.
+func (a *API) registerRoutes() {
+	// Public.
+	a.public(Route{Method: "GET", Path: "/health", Summary: "Database liveness: 200 when the database answers, 503 otherwise", Response: healthResponse{}}, a.health)
+	a.public(Route{Method: "GET", Path: "/metrics", Summary: "Prometheus metrics (bearer token when REDFLAG_METRICS_TOKEN is set)"}, a.metrics)
+	a.public(Route{Method: "GET", Path: "/api/v1/info", Summary: "Server version and schema", Response: protocol.Info{}}, a.info)
+	a.public(Route{Method: "GET", Path: "/api/v1/openapi.json", Summary: "This API, as OpenAPI 3"}, a.openAPI)
+	a.public(Route{Method: "GET", Path: "/api/v1/public-keys", Summary: "Command-signing public keys", Response: protocol.PublicKeys{}}, a.publicKeys)
+	a.public(Route{Method: "GET", Path: "/api/v1/setup", Summary: "Whether first-admin setup is still open", Response: setupStatus{}}, a.setupStatus)
+	a.public(Route{Method: "POST", Path: "/api/v1/setup", Summary: "Create the first admin with the one-time setup token", Request: setupRequest{}, Response: userResponse{}, Status: http.StatusCreated}, a.setup)
+	a.public(Route{Method: "POST", Path: "/api/v1/auth/login", Summary: "Open a dashboard session (also usable as a bearer token)", Request: loginRequest{}, Response: loginResponse{}}, a.login)
+	a.public(Route{Method: "POST", Path: "/api/v1/agents/register", Summary: "Enrol an agent with a registration token", Request: protocol.RegisterRequest{}, Response: protocol.RegisterResponse{}, Status: http.StatusCreated}, a.registerAgent)
+	a.public(Route{Method: "POST", Path: "/api/v1/agents/renew", Summary: "Exchange a refresh token (with X-Machine-ID) for a new agent token", Request: protocol.RenewRequest{}, Response: protocol.RenewResponse{}}, a.renewAgent)
+
+	// Users: session.
+	a.user(Route{Method: "POST", Path: "/api/v1/auth/logout", Summary: "End the current session", Status: http.StatusNoContent}, a.logout)
+	a.user(Route{Method: "GET", Path: "/api/v1/me", Summary: "The signed-in user", Response: userResponse{}}, a.me)
+	a.user(Route{Method: "POST", Path: "/api/v1/me/password", Summary: "Change the password; other sessions end", Request: passwordRequest{}, Status: http.StatusNoContent}, a.changePassword)
+	a.user(Route{Method: "GET", Path: "/api/v1/api-tokens", Summary: "The user's API tokens", Response: list[store.UserToken]{}}, a.listAPITokens)
+	a.user(Route{Method: "POST", Path: "/api/v1/api-tokens", Summary: "Create an API token (its text is shown only here)", Request: apiTokenRequest{}, Response: apiTokenResponse{}, Status: http.StatusCreated}, a.createAPIToken)
+	a.user(Route{Method: "DELETE", Path: "/api/v1/api-tokens/{id}", Summary: "Revoke an API token", Status: http.StatusNoContent}, a.deleteAPIToken)
+
+	// Users: registration tokens.
+	a.user(Route{Method: "GET", Path: "/api/v1/registration-tokens", Summary: "List registration tokens", Response: list[registrationToken]{}}, a.listRegistrationTokens)
+	a.user(Route{Method: "POST", Path: "/api/v1/registration-tokens", Summary: "Create a registration token (its text is shown only here)", Request: registrationTokenRequest{}, Response: registrationToken{}, Status: http.StatusCreated}, a.createRegistrationToken)
+	a.user(Route{Method: "POST", Path: "/api/v1/registration-tokens/{id}/revoke", Summary: "Revoke a registration token", Response: registrationToken{}}, a.revokeRegistrationToken)
+	a.user(Route{Method: "DELETE", Path: "/api/v1/registration-tokens/{id}", Summary: "Delete a registration token", Status: http.StatusNoContent}, a.deleteRegistrationToken)
+
+	// Users: fleet.
+	a.user(Route{Method: "GET", Path: "/api/v1/agents", Summary: "List agents (filters: status, os, hostname; sort; paged)", Response: list[store.Agent]{}}, a.listAgents)
+	a.user(Route{Method: "GET", Path: "/api/v1/agents/{id}", Summary: "One agent with its inventory", Response: store.Agent{}}, a.getAgent)
+	a.user(Route{Method: "DELETE", Path: "/api/v1/agents/{id}", Summary: "Delete an agent and its data", Status: http.StatusNoContent}, a.deleteAgent)
+	a.user(Route{Method: "POST", Path: "/api/v1/agents/{id}/rebind", Summary: "Bind an agent to a new machine id", Request: rebindRequest{}, Response: store.Agent{}}, a.rebindAgent)
+
+	// Users: security and audit.
+	a.user(Route{Method: "GET", Path: "/api/v1/security/keys", Summary: "Signing keys", Response: list[store.SigningKey]{}}, a.securityKeys)
+	a.user(Route{Method: "GET", Path: "/api/v1/audit", Summary: "Audit log, newest first (filters: action, actor_id, target_id)", Response: cursorList[store.Audit]{}}, a.listAudit)
+
+	// Agents.
+	a.agent(Route{Method: "GET", Path: "/api/v1/agents/{id}/commands", Summary: "Check in: mark the agent seen and claim its due signed commands", Response: protocol.CheckInResponse{}}, a.checkIn)
+	a.agent(Route{Method: "POST", Path: "/api/v1/agents/{id}/reports/system", Summary: "Report the system inventory", Request: protocol.SystemReport{}, Status: http.StatusNoContent}, a.systemReport)
+}

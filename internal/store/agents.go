@@ -1,0 +1,465 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Agent errors.
+var (
+	// ErrRegistrationRefused covers an unknown, expired, revoked or exhausted
+	// registration token; callers get one answer so the token's state does
+	// not leak to strangers.
+	ErrRegistrationRefused = errors.New("registration token is unknown, expired, revoked or out of seats")
+	ErrMachineMismatch     = errors.New("machine id does not match the one bound to this agent")
+)
+
+// Agent statuses, derived from the last check-in.
+const (
+	StatusOnline  = "online"
+	StatusOffline = "offline"
+	StatusStale   = "stale"
+)
+
+// StaleAfter is how long an agent may be silent before it counts as stale
+// rather than merely offline.
+const StaleAfter = 7 * 24 * time.Hour
+
+// Agent is one enrolled machine.
+type Agent struct {
+	ID                     string          `json:"id"`
+	Hostname               string          `json:"hostname"`
+	OSType                 string          `json:"os_type"`
+	OSVersion              string          `json:"os_version"`
+	OSArch                 string          `json:"os_arch"`
+	AgentVersion           string          `json:"agent_version"`
+	MachineID              string          `json:"machine_id"`
+	Status                 string          `json:"status"`
+	CheckInIntervalSeconds int             `json:"check_in_interval_seconds"`
+	RegisteredAt           time.Time       `json:"registered_at"`
+	LastSeenAt             *time.Time      `json:"last_seen_at"`
+	SystemInfo             json.RawMessage `json:"system_info,omitempty"`
+	SystemInfoAt           *time.Time      `json:"system_info_at,omitempty"`
+	TokenGeneration        int64           `json:"-"`
+	offlineAfter           *time.Time
+}
+
+// OfflineAfter is when an agent seen at lastSeen with this interval stops
+// counting as online: two missed check-ins plus a minute of slack.
+func OfflineAfter(lastSeen time.Time, intervalSeconds int) time.Time {
+	return T(lastSeen.Add(time.Duration(2*intervalSeconds+60) * time.Second))
+}
+
+func (a *Agent) deriveStatus(now time.Time) {
+	switch {
+	case a.offlineAfter != nil && a.offlineAfter.After(now):
+		a.Status = StatusOnline
+	case a.LastSeenAt != nil && a.LastSeenAt.After(now.Add(-StaleAfter)):
+		a.Status = StatusOffline
+	default:
+		a.Status = StatusStale
+	}
+}
+
+const agentCols = `id, hostname, os_type, os_version, os_arch, agent_version, machine_id, token_generation,
+	check_in_interval_seconds, registered_at, last_seen_at, offline_after`
+
+func scanAgent(sc interface{ Scan(...any) error }, now time.Time, extra ...any) (Agent, error) {
+	var a Agent
+	var seen, off sql.NullTime
+	err := sc.Scan(append([]any{&a.ID, &a.Hostname, &a.OSType, &a.OSVersion, &a.OSArch, &a.AgentVersion, &a.MachineID,
+		&a.TokenGeneration, &a.CheckInIntervalSeconds, &a.RegisteredAt, &seen, &off}, extra...)...)
+	a.RegisteredAt, a.LastSeenAt, a.offlineAfter = a.RegisteredAt.UTC(), timePtr(seen), timePtr(off)
+	a.deriveStatus(now)
+	return a, err
+}
+
+// RegisterParams is everything one registration writes.
+type RegisterParams struct {
+	RegistrationTokenHash string
+	NewAgentID            string // used only when the machine id is new
+	Agent                 Agent  // hostname, os, version, machine id, interval
+	RefreshTokenID        string
+	RefreshTokenHash      string
+	RefreshExpiresAt      time.Time
+	Now                   time.Time
+	IP                    string
+}
+
+// RegisterAgent enrols an agent in one transaction: it consumes a seat,
+// creates the agent (or, for a machine id it already knows, keeps the agent
+// id and history and bumps its token generation so earlier tokens die),
+// replaces its refresh tokens and writes the audit row. reinstall reports the
+// second case.
+func (s *Store) RegisterAgent(ctx context.Context, p RegisterParams) (a Agent, reinstall bool, err error) {
+	now := T(p.Now)
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		var tokenID string
+		err := tx.QueryRowContext(ctx, `UPDATE registration_tokens SET seats_used = seats_used + 1
+			WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2 AND seats_used < seats
+			RETURNING id`, p.RegistrationTokenHash, now).Scan(&tokenID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrRegistrationRefused
+		}
+		if err != nil {
+			return fmt.Errorf("consuming registration seat: %w", err)
+		}
+		in := p.Agent
+		a, err = scanAgent(tx.QueryRowContext(ctx, `INSERT INTO agents (id, hostname, os_type, os_version, os_arch, agent_version,
+				machine_id, token_generation, check_in_interval_seconds, registration_token_id, registered_at, last_seen_at, offline_after)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,1,$8,$9,$10,$10,$11)
+			ON CONFLICT (machine_id) DO UPDATE SET hostname = excluded.hostname, os_type = excluded.os_type,
+				os_version = excluded.os_version, os_arch = excluded.os_arch, agent_version = excluded.agent_version,
+				token_generation = agents.token_generation + 1, registration_token_id = excluded.registration_token_id,
+				last_seen_at = excluded.last_seen_at, offline_after = excluded.offline_after
+			RETURNING `+agentCols, p.NewAgentID, in.Hostname, in.OSType, in.OSVersion, in.OSArch, in.AgentVersion,
+			in.MachineID, in.CheckInIntervalSeconds, tokenID, now, OfflineAfter(now, in.CheckInIntervalSeconds)), now)
+		if err != nil {
+			return fmt.Errorf("saving agent: %w", err)
+		}
+		reinstall = a.ID != p.NewAgentID
+		if _, err := tx.ExecContext(ctx, "DELETE FROM refresh_tokens WHERE agent_id = $1", a.ID); err != nil {
+			return fmt.Errorf("revoking earlier refresh tokens: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO refresh_tokens (id, agent_id, token_hash, created_at, expires_at)
+			VALUES ($1,$2,$3,$4,$5)`, p.RefreshTokenID, a.ID, p.RefreshTokenHash, now, T(p.RefreshExpiresAt)); err != nil {
+			return fmt.Errorf("storing refresh token: %w", err)
+		}
+		action := "agent.register"
+		if reinstall {
+			action = "agent.reregister"
+		}
+		return insertAudit(ctx, tx, &Audit{At: now, ActorType: "agent", ActorID: a.ID, ActorName: a.Hostname,
+			Action: action, TargetType: "agent", TargetID: a.ID, IP: p.IP,
+			Details: map[string]any{"registration_token_id": tokenID, "machine_id": a.MachineID}})
+	})
+	return a, reinstall, err
+}
+
+// RenewParams is one refresh-token exchange.
+type RenewParams struct {
+	AgentID      string
+	OldHash      string
+	MachineID    string
+	NewID        string
+	NewHash      string
+	NewExpiresAt time.Time
+	Now          time.Time
+}
+
+// RenewRefreshToken swaps a live refresh token for a new one (the old one
+// stops working) and returns the agent. ErrNotFound: unknown, used or
+// expired token; ErrMachineMismatch: right token, wrong machine.
+func (s *Store) RenewRefreshToken(ctx context.Context, p RenewParams) (Agent, error) {
+	now := T(p.Now)
+	var a Agent
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var rid string
+		var err error
+		a, err = scanAgent(tx.QueryRowContext(ctx, `SELECT a.id, a.hostname, a.os_type, a.os_version, a.os_arch, a.agent_version,
+				a.machine_id, a.token_generation, a.check_in_interval_seconds, a.registered_at, a.last_seen_at, a.offline_after, r.id
+			FROM refresh_tokens r JOIN agents a ON a.id = r.agent_id
+			WHERE r.token_hash = $1 AND r.agent_id = $2 AND r.expires_at > $3`, p.OldHash, p.AgentID, now), now, &rid)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("finding refresh token: %w", err)
+		}
+		if a.MachineID != p.MachineID {
+			return ErrMachineMismatch
+		}
+		res, err := tx.ExecContext(ctx, "DELETE FROM refresh_tokens WHERE id = $1", rid)
+		if err != nil {
+			return fmt.Errorf("retiring refresh token: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return ErrNotFound // a concurrent renewal used it first
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO refresh_tokens (id, agent_id, token_hash, created_at, expires_at)
+			VALUES ($1,$2,$3,$4,$5)`, p.NewID, a.ID, p.NewHash, now, T(p.NewExpiresAt)); err != nil {
+			return fmt.Errorf("storing refresh token: %w", err)
+		}
+		return nil
+	})
+	return a, err
+}
+
+// AgentAuth is what every agent request checks: the bound machine id and
+// the token generation. One primary-key read.
+type AgentAuth struct {
+	ID                     string
+	MachineID              string
+	TokenGeneration        int64
+	CheckInIntervalSeconds int
+}
+
+// AgentAuthByID reads the binding of one agent.
+func (s *Store) AgentAuthByID(ctx context.Context, id string) (AgentAuth, error) {
+	var a AgentAuth
+	err := s.r.QueryRowContext(ctx, "SELECT id, machine_id, token_generation, check_in_interval_seconds FROM agents WHERE id = $1", id).
+		Scan(&a.ID, &a.MachineID, &a.TokenGeneration, &a.CheckInIntervalSeconds)
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, ErrNotFound
+	}
+	if err != nil {
+		return a, fmt.Errorf("reading agent %s: %w", id, err)
+	}
+	return a, nil
+}
+
+// CheckIn marks the agent seen and claims its due commands in one
+// transaction, so each command is handed out once. interval is the agent's
+// check-in interval as read by AgentAuthByID on the same request.
+func (s *Store) CheckIn(ctx context.Context, agentID, agentVersion string, interval int, now time.Time) (cmds []Command, err error) {
+	now = T(now)
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE agents SET last_seen_at = $1, offline_after = $2,
+				agent_version = CASE WHEN $3 = '' THEN agent_version ELSE $3 END
+			WHERE id = $4`, now, OfflineAfter(now, interval), agentVersion, agentID)
+		if err != nil {
+			return fmt.Errorf("recording check-in: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		cmds, err = claimCommands(ctx, tx, agentID, now)
+		return err
+	})
+	return cmds, err
+}
+
+// AgentFilter narrows ListAgents. Sort is one of hostname, os_type,
+// registered_at, last_seen_at, optionally prefixed with '-' for descending.
+type AgentFilter struct {
+	Status   string
+	OSType   string
+	Hostname string // case-insensitive substring
+	Sort     string
+	Page     Page
+}
+
+// SortableAgentFields are the accepted AgentFilter.Sort keys.
+var SortableAgentFields = map[string]string{
+	"hostname": "lower(hostname)", "os_type": "os_type", "registered_at": "registered_at", "last_seen_at": "last_seen_at",
+}
+
+// ListAgents lists agents, filtered, sorted and paged in SQL, with the total
+// number that match.
+func (s *Store) ListAgents(ctx context.Context, f AgentFilter, now time.Time) ([]Agent, int, error) {
+	now = T(now)
+	p := f.Page.norm()
+	var where []string
+	var args []any
+	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
+	switch f.Status {
+	case "":
+	case StatusOnline:
+		where = append(where, "offline_after > "+arg(now))
+	case StatusOffline:
+		where = append(where, "(offline_after IS NULL OR offline_after <= "+arg(now)+") AND last_seen_at > "+arg(now.Add(-StaleAfter)))
+	case StatusStale:
+		where = append(where, "(offline_after IS NULL OR offline_after <= "+arg(now)+") AND (last_seen_at IS NULL OR last_seen_at <= "+arg(now.Add(-StaleAfter))+")")
+	default:
+		return nil, 0, fmt.Errorf("status %q: %w", f.Status, ErrInvalid)
+	}
+	if f.OSType != "" {
+		where = append(where, "os_type = "+arg(f.OSType))
+	}
+	if f.Hostname != "" {
+		where = append(where, "lower(hostname) LIKE lower("+arg("%"+escapeLike(f.Hostname)+"%")+") ESCAPE '\\'")
+	}
+	cond := ""
+	if len(where) > 0 {
+		cond = " WHERE " + strings.Join(where, " AND ")
+	}
+	order := "registered_at DESC, id DESC"
+	if f.Sort != "" {
+		key, dir := strings.TrimPrefix(f.Sort, "-"), "ASC"
+		if strings.HasPrefix(f.Sort, "-") {
+			dir = "DESC"
+		}
+		col, ok := SortableAgentFields[key]
+		if !ok {
+			return nil, 0, fmt.Errorf("sort %q: %w", f.Sort, ErrInvalid)
+		}
+		order = col + " " + dir + ", id " + dir
+	}
+	var total int
+	if err := s.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM agents"+cond, args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("counting agents: %w", err)
+	}
+	q := "SELECT " + agentCols + " FROM agents" + cond + " ORDER BY " + order +
+		" LIMIT " + arg(p.Limit) + " OFFSET " + arg(p.Offset)
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("listing agents: %w", err)
+	}
+	defer rows.Close()
+	out := []Agent{}
+	for rows.Next() {
+		a, err := scanAgent(rows, now)
+		if err != nil {
+			return nil, 0, fmt.Errorf("reading agents: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, total, rows.Err()
+}
+
+// ErrInvalid marks a filter or value the store cannot accept.
+var ErrInvalid = errors.New("invalid value")
+
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// GetAgent reads one agent with its latest system inventory.
+func (s *Store) GetAgent(ctx context.Context, id string, now time.Time) (Agent, error) {
+	var info sql.NullString
+	var infoAt sql.NullTime
+	a, err := scanAgent(s.r.QueryRowContext(ctx, "SELECT "+agentCols+", system_info, system_info_at FROM agents WHERE id = $1", id),
+		T(now), &info, &infoAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, ErrNotFound
+	}
+	if err != nil {
+		return a, fmt.Errorf("reading agent: %w", err)
+	}
+	if info.Valid {
+		a.SystemInfo = json.RawMessage(info.String)
+	}
+	a.SystemInfoAt = timePtr(infoAt)
+	return a, nil
+}
+
+// DeleteAgent removes an agent and, by cascade, its tokens, commands and updates.
+func (s *Store) DeleteAgent(ctx context.Context, id string, a *Audit) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "DELETE FROM agents WHERE id = $1", id)
+		if err != nil {
+			return fmt.Errorf("deleting agent: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return insertAudit(ctx, tx, a)
+	})
+}
+
+// RebindAgent binds an agent to a new machine id (after a hardware change).
+// ErrConflict when another agent already has that machine id.
+func (s *Store) RebindAgent(ctx context.Context, id, machineID string, now time.Time, a *Audit) (Agent, error) {
+	var ag Agent
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var old string
+		err := tx.QueryRowContext(ctx, "SELECT machine_id FROM agents WHERE id = $1", id).Scan(&old)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("reading agent: %w", err)
+		}
+		ag, err = scanAgent(tx.QueryRowContext(ctx, "UPDATE agents SET machine_id = $1 WHERE id = $2 RETURNING "+agentCols, machineID, id), T(now))
+		if isUniqueViolation(err) {
+			return fmt.Errorf("machine id is bound to another agent: %w", ErrConflict)
+		}
+		if err != nil {
+			return fmt.Errorf("rebinding agent: %w", err)
+		}
+		if a != nil {
+			a.Details = map[string]any{"old_machine_id": old, "new_machine_id": machineID}
+		}
+		return insertAudit(ctx, tx, a)
+	})
+	return ag, err
+}
+
+// SaveSystemInfo stores the agent's latest inventory (already validated JSON).
+func (s *Store) SaveSystemInfo(ctx context.Context, id string, info []byte, now time.Time) error {
+	res, err := s.w.ExecContext(ctx, "UPDATE agents SET system_info = $1, system_info_at = $2 WHERE id = $3", string(info), T(now), id)
+	if err != nil {
+		return fmt.Errorf("saving system info: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// AgentStatusCounts counts agents by derived status (for /metrics).
+func (s *Store) AgentStatusCounts(ctx context.Context, now time.Time) (map[string]int, error) {
+	now = T(now)
+	out := map[string]int{StatusOnline: 0, StatusOffline: 0, StatusStale: 0}
+	var online, offline, total int
+	err := s.r.QueryRowContext(ctx, `SELECT
+			COALESCE(SUM(CASE WHEN offline_after > $1 THEN 1 ELSE 0 END), 0),
+			COALESCE(SUM(CASE WHEN (offline_after IS NULL OR offline_after <= $1) AND last_seen_at > $2 THEN 1 ELSE 0 END), 0),
+			COUNT(*)
+		FROM agents`, now, now.Add(-StaleAfter)).Scan(&online, &offline, &total)
+	if err != nil {
+		return nil, fmt.Errorf("counting agents by status: %w", err)
+	}
+	out[StatusOnline], out[StatusOffline], out[StatusStale] = online, offline, total-online-offline
+	return out, nil
+}
+
+// Counts of rows, for tests that prove a refused request changed nothing.
+type Counts struct {
+	Agents, RefreshTokens, RegistrationSeatsUsed, Audit, UserTokens, Users int
+}
+
+// CountAll reads Counts.
+func (s *Store) CountAll(ctx context.Context) (Counts, error) {
+	var c Counts
+	err := s.r.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM agents), (SELECT COUNT(*) FROM refresh_tokens),
+		(SELECT COALESCE(SUM(seats_used), 0) FROM registration_tokens), (SELECT COUNT(*) FROM audit_log),
+		(SELECT COUNT(*) FROM user_tokens), (SELECT COUNT(*) FROM users)`).
+		Scan(&c.Agents, &c.RefreshTokens, &c.RegistrationSeatsUsed, &c.Audit, &c.UserTokens, &c.Users)
+	return c, err
+}
+
+// Command is a signed instruction for one agent, stored signed.
+type Command struct {
+	ID        string    `json:"id"`
+	AgentID   string    `json:"agent_id"`
+	Type      string    `json:"type"`
+	Params    string    `json:"params"`
+	Status    string    `json:"status"`
+	KeyID     string    `json:"key_id"`
+	Signature string    `json:"signature"`
+	IssuedAt  int64     `json:"issued_at"`
+	ExpiresAt int64     `json:"expires_at"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func claimCommands(ctx context.Context, tx *sql.Tx, agentID string, now time.Time) ([]Command, error) {
+	rows, err := tx.QueryContext(ctx, `UPDATE commands SET status = 'sent', sent_at = $1
+		WHERE agent_id = $2 AND status = 'pending' AND expires_at > $3
+		RETURNING id, agent_id, type, params, status, key_id, signature, issued_at, expires_at, created_at`,
+		now, agentID, now.Unix())
+	if err != nil {
+		return nil, fmt.Errorf("claiming commands: %w", err)
+	}
+	defer rows.Close()
+	out := []Command{}
+	for rows.Next() {
+		var c Command
+		if err := rows.Scan(&c.ID, &c.AgentID, &c.Type, &c.Params, &c.Status, &c.KeyID, &c.Signature,
+			&c.IssuedAt, &c.ExpiresAt, &c.CreatedAt); err != nil {
+			return nil, fmt.Errorf("reading claimed commands: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claiming commands: %w", err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out, nil
+}
