@@ -17,7 +17,7 @@ STATICCHECK := $(GO) tool -modfile=tools/go.mod staticcheck
 FUZZTIME    ?= 4s
 BENCHTIME   ?= 3s
 
-.PHONY: help build run test lint cross test-go fuzz bench clean
+.PHONY: help build run test lint cross version-check test-go fuzz bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -30,7 +30,7 @@ build: ## build the three binaries into bin/ with version, commit and date
 run: build ## build and start the server on the embedded SQLite store in ./data
 	./bin/redflag-server
 
-test: lint cross test-go fuzz ## everything CI checks: format, vet, staticcheck, cross builds, tests, short fuzzing
+test: lint cross version-check test-go fuzz ## everything CI checks: format, vet, staticcheck, cross builds, tests, short fuzzing
 
 lint: ## gofmt (must print nothing), go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -42,6 +42,12 @@ cross: ## the agent must build for every platform it ships on
 	GOOS=windows GOARCH=amd64 $(GOBUILD) -o /dev/null ./cmd/redflag-agent
 	GOOS=darwin  GOARCH=arm64 $(GOBUILD) -o /dev/null ./cmd/redflag-agent
 	GOOS=linux   GOARCH=arm64 $(GOBUILD) -o /dev/null ./cmd/redflag-agent
+
+version-check: build ## a built binary must carry a real version, commit and date
+	@for b in redflag-server redflag-agent redflag; do \
+	  out=$$(./bin/$$b --version); echo "$$out"; \
+	  case "$$out" in *" dev "*|*unknown*) echo "$$b reports a placeholder version"; exit 1;; esac; \
+	done
 
 test-go: ## unit and end-to-end tests (PostgreSQL too when REDFLAG_TEST_POSTGRES_URL is set)
 	$(GO) test -race -count=1 -timeout 15m ./...
