@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -159,7 +160,10 @@ func (s *Service) Login(ctx context.Context, username, password, ip string) (Log
 	return LoginResult{Token: plain, TokenHash: th, ExpiresAt: exp, User: u}, nil
 }
 
-func normUser(u string) string { return truncate(u, 128) }
+// normUser keys the per-user login limit. User names match case-insensitively
+// (store.UserByUsername), so the key is folded too: "Admin" and "ADMIN" share
+// admin's budget instead of each getting a fresh one.
+func normUser(u string) string { return strings.ToLower(truncate(u, 128)) }
 
 func truncate(s string, n int) string {
 	r := []rune(s)

@@ -42,6 +42,9 @@ var (
 
 const settingSetupToken = "setup_token_sha256"
 
+// firstAdminLockKey is the PostgreSQL advisory lock serialising CreateFirstAdmin.
+const firstAdminLockKey int64 = 0x7266_6164_6d69_6e31 // "rfadmin1"
+
 // CountUsers counts accounts.
 func (s *Store) CountUsers(ctx context.Context) (int, error) {
 	var n int
@@ -79,6 +82,15 @@ func (s *Store) SetSetupToken(ctx context.Context, hash string) (bool, error) {
 // Either way it refuses once any account exists, so setup closes for good.
 func (s *Store) CreateFirstAdmin(ctx context.Context, u User, setupHash string, a *Audit) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if s.dialect == Postgres {
+			// Under READ COMMITTED two concurrent setups (or replicas starting
+			// together) would both count zero users and both create an admin;
+			// this lock, held until commit, makes them take turns. SQLite's
+			// immediate transactions already do.
+			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", firstAdminLockKey); err != nil {
+				return fmt.Errorf("locking first-admin setup: %w", err)
+			}
+		}
 		var n int
 		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM users").Scan(&n); err != nil {
 			return fmt.Errorf("counting users: %w", err)
