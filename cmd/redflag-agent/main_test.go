@@ -1,0 +1,39 @@
+package main
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestSubcommands(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		args     []string
+		code     int
+		inStdout string
+		inStderr string
+	}{
+		{[]string{"version"}, 0, "redflag-agent ", ""},
+		{[]string{"--version"}, 0, "redflag-agent ", ""},
+		{[]string{"help"}, 0, "register", ""},
+		{nil, 2, "", "usage"},
+		{[]string{"frobnicate"}, 2, "", `"frobnicate" is not a command`},
+		{[]string{"scan"}, 2, "", "not available in this build yet"},
+		{[]string{"install-service"}, 2, "", "not available in this build yet"},
+		{[]string{"uninstall-service"}, 2, "", "not available in this build yet"},
+		{[]string{"register", "--server", "https://x"}, 2, "", "--server and --token are required"},
+		{[]string{"register", "--bogus"}, 2, "", "flag provided but not defined"},
+		{[]string{"run", "extra"}, 2, "", "unexpected argument"},
+		{[]string{"run", "--log-level", "loud"}, 2, "", "--log-level"},
+		{[]string{"run", "--config", filepath.Join(dir, "none.json"), "--state-dir", dir}, 1, "", "register this machine first"},
+	}
+	for _, tt := range tests {
+		var out, errb bytes.Buffer
+		code := run(tt.args, &out, &errb)
+		if code != tt.code || !strings.Contains(out.String(), tt.inStdout) || !strings.Contains(errb.String(), tt.inStderr) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit %d with %q / %q", tt.args, code, out.String(), errb.String(), tt.code, tt.inStdout, tt.inStderr)
+		}
+	}
+}

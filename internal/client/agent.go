@@ -1,0 +1,102 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/redflaghq/redflag/internal/protocol"
+)
+
+// Register enrols this machine with a registration token
+// (POST /api/v1/agents/register, 201). It does not set the credentials.
+func (c *Client) Register(ctx context.Context, req protocol.RegisterRequest) (*protocol.RegisterResponse, error) {
+	var out protocol.RegisterResponse
+	err := c.do(ctx, request{method: http.MethodPost, path: "/api/v1/agents/register", body: req,
+		want: http.StatusCreated, out: &out})
+	if err != nil {
+		return nil, err
+	}
+	if out.AgentID == "" || out.Token == "" || out.RefreshToken == "" {
+		return nil, errors.New("client: the registration answer lacks agent_id, token or refresh_token")
+	}
+	return &out, nil
+}
+
+// Renew exchanges the refresh token for a new agent JWT and a new refresh
+// token (POST /api/v1/agents/renew with X-Machine-ID, 200). The old refresh
+// token stops working, so the caller must persist the answer. It does not
+// set the credentials.
+func (c *Client) Renew(ctx context.Context, agentID, refreshToken string) (*protocol.RenewResponse, error) {
+	var out protocol.RenewResponse
+	err := c.do(ctx, request{method: http.MethodPost, path: "/api/v1/agents/renew", machine: true,
+		body: protocol.RenewRequest{AgentID: agentID, RefreshToken: refreshToken}, want: http.StatusOK, out: &out})
+	if err != nil {
+		return nil, err
+	}
+	if out.Token == "" || out.RefreshToken == "" {
+		return nil, errors.New("client: the renewal answer lacks token or refresh_token")
+	}
+	return &out, nil
+}
+
+// CheckIn fetches the agent's due commands
+// (GET /api/v1/agents/{id}/commands, 200). With wait > 0 it asks the server
+// to hold the request up to wait seconds (capped at MaxLongPollWait) until a
+// command exists; the call's timeout is then wait plus the long-poll margin.
+func (c *Client) CheckIn(ctx context.Context, wait int) (*protocol.CheckInResponse, error) {
+	id, token, err := c.credentials()
+	if err != nil {
+		return nil, err
+	}
+	r := request{method: http.MethodGet, path: "/api/v1/agents/" + url.PathEscape(id) + "/commands",
+		bearer: token, machine: true, want: http.StatusOK, limit: maxCheckInBody}
+	if wait > 0 {
+		wait = min(wait, MaxLongPollWait)
+		r.query = url.Values{"wait": {strconv.Itoa(wait)}}
+		r.timeout = time.Duration(wait)*time.Second + c.margin
+	}
+	var out protocol.CheckInResponse
+	r.out = &out
+	if err := c.do(ctx, r); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// SendResult reports a command's result
+// (POST /api/v1/agents/{id}/commands/{command_id}/result). nil means the
+// server acknowledged it (200). An error wrapping ErrCommandGone means the
+// server answered 404 or 409 with an error body: the command is unknown or
+// closed there, so the result is settled and must be dropped, not retried.
+func (c *Client) SendResult(ctx context.Context, commandID string, res protocol.CommandResult) error {
+	id, token, err := c.credentials()
+	if err != nil {
+		return err
+	}
+	err = c.do(ctx, request{method: http.MethodPost,
+		path:   "/api/v1/agents/" + url.PathEscape(id) + "/commands/" + url.PathEscape(commandID) + "/result",
+		bearer: token, machine: true, body: res, want: http.StatusOK})
+	var ae *APIError
+	// A 404 without an error body is a server that lacks the route, not an
+	// unknown command: keep the result and retry later.
+	if errors.As(err, &ae) && ae.Code != "" && (ae.StatusCode == http.StatusNotFound || ae.StatusCode == http.StatusConflict) {
+		return fmt.Errorf("%w: %w", ErrCommandGone, err)
+	}
+	return err
+}
+
+// SendSystemReport sends the system inventory
+// (POST /api/v1/agents/{id}/reports/system, 204).
+func (c *Client) SendSystemReport(ctx context.Context, rep protocol.SystemReport) error {
+	id, token, err := c.credentials()
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, request{method: http.MethodPost, path: "/api/v1/agents/" + url.PathEscape(id) + "/reports/system",
+		bearer: token, machine: true, body: rep, want: http.StatusNoContent})
+}
