@@ -14,11 +14,13 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/redflaghq/redflag/internal/auth"
+	"github.com/redflaghq/redflag/internal/events"
 	"github.com/redflaghq/redflag/internal/logging"
 	"github.com/redflaghq/redflag/internal/protocol"
 	"github.com/redflaghq/redflag/internal/ratelimit"
@@ -66,6 +68,10 @@ type Deps struct {
 	SecureCookies  bool // set the Secure flag (HTTPS deployments)
 	MetricsToken   string
 	Now            func() time.Time
+	// Hub wakes long-polling check-ins when commands are queued.
+	Hub *events.Hub
+	// DefaultSettings apply to every setting never saved.
+	DefaultSettings store.Settings
 }
 
 // API is the HTTP handler.
@@ -75,7 +81,13 @@ type API struct {
 	routes       []Route
 	agentLimiter *ratelimit.Keyed
 	handler      http.Handler
+	stopping     chan struct{}
+	stopOnce     sync.Once
 }
+
+// StopWaiting ends every held long-poll at once (they answer with no
+// commands), so a shutdown does not wait for them.
+func (a *API) StopWaiting() { a.stopOnce.Do(func() { close(a.stopping) }) }
 
 // New builds the API with every route registered.
 func New(d Deps) *API {
@@ -85,7 +97,7 @@ func New(d Deps) *API {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &API{d: d, mux: http.NewServeMux(), agentLimiter: ratelimit.New(d.AgentRateLimit, time.Minute)}
+	a := &API{d: d, mux: http.NewServeMux(), agentLimiter: ratelimit.New(d.AgentRateLimit, time.Minute), stopping: make(chan struct{})}
 	a.registerRoutes()
 	a.handler = a.withRequestID(a.withRecover(a.withObserve(http.HandlerFunc(a.dispatch))))
 	return a

@@ -1,8 +1,11 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -21,22 +24,8 @@ func (a *API) registerAgent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	if e := firstErr(
-		field("registration_token", req.RegistrationToken, 256, true),
-		field("hostname", req.Hostname, 255, true),
-		field("os_version", req.OSVersion, 255, false),
-		field("os_arch", req.OSArch, 32, false),
-		field("agent_version", req.AgentVersion, 64, false),
-	); e != nil {
+	if e := validateRegister(req); e != nil {
 		writeError(w, e)
-		return
-	}
-	if !validOSType(req.OSType) {
-		writeError(w, errf(http.StatusBadRequest, "invalid_field", "Field \"os_type\" must be linux, windows or darwin."))
-		return
-	}
-	if !protocol.ValidMachineID(req.MachineID) {
-		writeError(w, errInvalidMachineID)
 		return
 	}
 	reg, err := a.d.Auth.RegisterAgent(r.Context(), req, clientIP(r))
@@ -54,6 +43,27 @@ func (a *API) registerAgent(w http.ResponseWriter, r *http.Request) {
 		CheckInIntervalSeconds: reg.Agent.CheckInIntervalSeconds, PublicKeys: keys})
 }
 
+// validateRegister is the check registerAgent makes on a decoded body
+// before it touches the store.
+func validateRegister(req protocol.RegisterRequest) *apiError {
+	if e := firstErr(
+		field("registration_token", req.RegistrationToken, 256, true),
+		field("hostname", req.Hostname, 255, true),
+		field("os_version", req.OSVersion, 255, false),
+		field("os_arch", req.OSArch, 32, false),
+		field("agent_version", req.AgentVersion, 64, false),
+	); e != nil {
+		return e
+	}
+	if !validOSType(req.OSType) {
+		return errf(http.StatusBadRequest, "invalid_field", "Field \"os_type\" must be linux, windows or darwin.")
+	}
+	if !protocol.ValidMachineID(req.MachineID) {
+		return errInvalidMachineID
+	}
+	return nil
+}
+
 func (a *API) renewAgent(w http.ResponseWriter, r *http.Request) {
 	mid := r.Header.Get(protocol.HeaderMachineID)
 	if mid == "" {
@@ -69,12 +79,8 @@ func (a *API) renewAgent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	if e := firstErr(field("agent_id", req.AgentID, 64, true), field("refresh_token", req.RefreshToken, 256, true)); e != nil {
+	if e := validateRenew(req); e != nil {
 		writeError(w, e)
-		return
-	}
-	if _, err := uuid.Parse(req.AgentID); err != nil {
-		writeError(w, errUnauthorized)
 		return
 	}
 	res, err := a.d.Auth.RenewAgent(r.Context(), req, mid)
@@ -83,6 +89,18 @@ func (a *API) renewAgent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+// validateRenew is the check renewAgent makes on a decoded body. An agent id
+// that is not a UUID is answered like an unknown agent: 401.
+func validateRenew(req protocol.RenewRequest) *apiError {
+	if e := firstErr(field("agent_id", req.AgentID, 64, true), field("refresh_token", req.RefreshToken, 256, true)); e != nil {
+		return e
+	}
+	if _, err := uuid.Parse(req.AgentID); err != nil {
+		return errUnauthorized
+	}
+	return nil
 }
 
 func (a *API) listAgents(w http.ResponseWriter, r *http.Request, p auth.Principal) {
@@ -169,8 +187,8 @@ func (a *API) rebindAgent(w http.ResponseWriter, r *http.Request, p auth.Princip
 		writeError(w, e)
 		return
 	}
-	if !protocol.ValidMachineID(req.MachineID) {
-		writeError(w, errInvalidMachineID)
+	if e := validateRebind(req); e != nil {
+		writeError(w, e)
 		return
 	}
 	ag, err := a.d.Store.RebindAgent(r.Context(), id, req.MachineID, a.d.Now(), p.Audit("agent.rebind", "agent", id, clientIP(r)))
@@ -181,13 +199,33 @@ func (a *API) rebindAgent(w http.ResponseWriter, r *http.Request, p auth.Princip
 	writeJSON(w, http.StatusOK, ag)
 }
 
+// validateRebind is the check rebindAgent makes on a decoded body.
+func validateRebind(req rebindRequest) *apiError {
+	if !protocol.ValidMachineID(req.MachineID) {
+		return errInvalidMachineID
+	}
+	return nil
+}
+
 func (a *API) checkIn(w http.ResponseWriter, r *http.Request, ag store.AgentAuth) {
 	ver := r.Header.Get(protocol.HeaderAgentVersion)
 	if e := field(protocol.HeaderAgentVersion, ver, 64, false); e != nil {
 		writeError(w, e)
 		return
 	}
+	wait := 0
+	if v := r.URL.Query().Get("wait"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > MaxWaitSeconds {
+			writeError(w, errf(http.StatusBadRequest, "invalid_query", "wait must be a whole number of seconds from 0 to %d.", MaxWaitSeconds))
+			return
+		}
+		wait = n
+	}
 	cmds, err := a.d.Store.CheckIn(r.Context(), ag.ID, ver, ag.CheckInIntervalSeconds, a.d.Now())
+	if err == nil && len(cmds) == 0 && wait > 0 && a.d.Hub != nil {
+		cmds, err = a.waitForCommands(r.Context(), ag.ID, time.Duration(wait)*time.Second)
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -247,4 +285,40 @@ func validateSystemReport(rep protocol.SystemReport) *apiError {
 		checks = append(checks, field("package_managers", pm, 32, true))
 	}
 	return firstErr(checks...)
+}
+
+// MaxWaitSeconds bounds a long-polling check-in (SPEC §4).
+const MaxWaitSeconds = 60
+
+// waitForCommands holds a check-in until a command for the agent is queued
+// (on this replica, or on another one through PostgreSQL notifications), the
+// wait ends, the client leaves or the server shuts down.
+func (a *API) waitForCommands(ctx context.Context, agentID string, wait time.Duration) ([]store.Command, error) {
+	wake, unsubscribe := a.d.Hub.Subscribe(agentID)
+	defer unsubscribe()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		// Checked after subscribing, so a command queued between the first
+		// claim and the subscription is not missed.
+		pending, err := a.d.Store.HasPending(ctx, agentID)
+		if err != nil {
+			return nil, err
+		}
+		if pending {
+			cmds, err := a.d.Store.ClaimPending(ctx, agentID, a.d.Now())
+			if err != nil || len(cmds) > 0 {
+				return cmds, err
+			}
+		}
+		select {
+		case <-wake:
+		case <-timer.C:
+			return nil, nil
+		case <-a.stopping:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }

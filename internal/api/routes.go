@@ -41,11 +41,20 @@ func (a *API) registerRoutes() {
 	a.user(Route{Method: "DELETE", Path: "/api/v1/agents/{id}", Summary: "Delete an agent and its data", Status: http.StatusNoContent}, a.deleteAgent)
 	a.user(Route{Method: "POST", Path: "/api/v1/agents/{id}/rebind", Summary: "Bind an agent to a new machine id", Request: rebindRequest{}, Response: store.Agent{}}, a.rebindAgent)
 
+	// Users: commands and settings.
+	a.user(Route{Method: "GET", Path: "/api/v1/commands", Summary: "List commands (filters: agent_id, status, type; paged)", Response: list[store.CommandRecord]{}}, a.listCommands)
+	a.user(Route{Method: "POST", Path: "/api/v1/commands", Summary: "Queue a signed command for one agent or many", Request: createCommandsRequest{}, Response: commandsResponse{}, Status: http.StatusCreated}, a.createCommands)
+	a.user(Route{Method: "GET", Path: "/api/v1/commands/{id}", Summary: "One command with its result", Response: store.CommandRecord{}}, a.getCommand)
+	a.user(Route{Method: "POST", Path: "/api/v1/commands/{id}/cancel", Summary: "Cancel a pending command", Response: store.CommandRecord{}}, a.cancelCommand)
+	a.user(Route{Method: "GET", Path: "/api/v1/settings", Summary: "Server settings", Response: store.Settings{}}, a.getSettings)
+	a.user(Route{Method: "PUT", Path: "/api/v1/settings", Summary: "Change server settings (fields not sent keep their value)", Request: store.Settings{}, Response: store.Settings{}}, a.putSettings)
+
 	// Users: security and audit.
 	a.user(Route{Method: "GET", Path: "/api/v1/security/keys", Summary: "Signing keys", Response: list[store.SigningKey]{}}, a.securityKeys)
 	a.user(Route{Method: "GET", Path: "/api/v1/audit", Summary: "Audit log, newest first (filters: action, actor_id, target_id)", Response: cursorList[store.Audit]{}}, a.listAudit)
 
 	// Agents.
 	a.agent(Route{Method: "GET", Path: "/api/v1/agents/{id}/commands", Summary: "Check in: mark the agent seen and claim its due signed commands", Response: protocol.CheckInResponse{}}, a.checkIn)
+	a.agent(Route{Method: "POST", Path: "/api/v1/agents/{id}/commands/{command_id}/result", Summary: "Report a command's result (idempotent)", Request: protocol.CommandResult{}, Response: resultResponse{}}, a.commandResult)
 	a.agent(Route{Method: "POST", Path: "/api/v1/agents/{id}/reports/system", Summary: "Report the system inventory", Request: protocol.SystemReport{}, Status: http.StatusNoContent}, a.systemReport)
 }

@@ -362,12 +362,16 @@ func (s *Service) RegisterAgent(ctx context.Context, req protocol.RegisterReques
 		return Registered{}, store.ErrRegistrationRefused
 	}
 	now := store.T(s.now())
+	set, err := s.st.LoadSettings(ctx, store.DefaultSettings(s.interval))
+	if err != nil {
+		return Registered{}, err
+	}
 	refresh, rh := NewToken(PrefixRefresh)
 	a, reinstall, err := s.st.RegisterAgent(ctx, store.RegisterParams{
 		RegistrationTokenHash: HashToken(req.RegistrationToken),
 		NewAgentID:            uuid.Must(uuid.NewV7()).String(),
 		Agent: store.Agent{Hostname: req.Hostname, OSType: req.OSType, OSVersion: req.OSVersion, OSArch: req.OSArch,
-			AgentVersion: req.AgentVersion, MachineID: req.MachineID, CheckInIntervalSeconds: s.interval},
+			AgentVersion: req.AgentVersion, MachineID: req.MachineID, CheckInIntervalSeconds: set.CheckInIntervalSeconds},
 		RefreshTokenID: uuid.Must(uuid.NewV7()).String(), RefreshTokenHash: rh,
 		RefreshExpiresAt: now.Add(RefreshTokenTTL), Now: now, IP: ip,
 	})

@@ -30,6 +30,7 @@ type Server struct {
 	LogFormat        string
 	LogLevel         string
 	MetricsToken     string
+	JobInterval      int
 	ShowVersion      bool
 }
 
@@ -59,6 +60,7 @@ func LoadServer(args []string, getenv func(string) string, out io.Writer) (Serve
 		{"log-format", "text", "text or json", &c.LogFormat, nil},
 		{"log-level", "info", "debug, info, warn or error", &c.LogLevel, nil},
 		{"metrics-token", "", "when set, /metrics needs it as a bearer token", &c.MetricsToken, nil},
+		{"job-interval", "15", "seconds between runs of the background jobs (command expiry and timeouts)", nil, &c.JobInterval},
 	}
 	fs := flag.NewFlagSet("redflag-server", flag.ContinueOnError)
 	fs.SetOutput(out)
@@ -123,6 +125,9 @@ func (c *Server) normalise() error {
 	}
 	if c.CheckInInterval < 10 || c.CheckInInterval > 86400 {
 		return errors.New("REDFLAG_CHECK_IN_INTERVAL must be from 10 to 86400 seconds")
+	}
+	if c.JobInterval < 1 || c.JobInterval > 3600 {
+		return errors.New("REDFLAG_JOB_INTERVAL must be from 1 to 3600 seconds")
 	}
 	if c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
 		return errors.New("REDFLAG_PUBLIC_URL must start with http:// or https://")

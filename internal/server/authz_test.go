@@ -83,12 +83,20 @@ var authzTable = map[string]authzEntry{
 	"GET /api/v1/agents/{id}":                      {auth: api.AuthUser, ids: agentID},
 	"DELETE /api/v1/agents/{id}":                   {auth: api.AuthUser, ids: agentID},
 	"POST /api/v1/agents/{id}/rebind":              {auth: api.AuthUser, ids: agentID},
+	"GET /api/v1/commands":                         {auth: api.AuthUser},
+	"POST /api/v1/commands":                        {auth: api.AuthUser},
+	"GET /api/v1/commands/{id}":                    {auth: api.AuthUser, ids: map[string]string{"id": "command"}},
+	"POST /api/v1/commands/{id}/cancel":            {auth: api.AuthUser, ids: map[string]string{"id": "command"}},
+	"GET /api/v1/settings":                         {auth: api.AuthUser},
+	"PUT /api/v1/settings":                         {auth: api.AuthUser},
 	"GET /api/v1/security/keys":                    {auth: api.AuthUser},
 	"GET /api/v1/audit":                            {auth: api.AuthUser},
 
 	// Agents.
 	"GET /api/v1/agents/{id}/commands":        {auth: api.AuthAgent, ids: agentID},
 	"POST /api/v1/agents/{id}/reports/system": {auth: api.AuthAgent, ids: agentID},
+	"POST /api/v1/agents/{id}/commands/{command_id}/result": {auth: api.AuthAgent,
+		ids: map[string]string{"id": "agent", "command_id": "command"}},
 }
 
 // authzFixture holds real credentials and resources, all obtained over HTTP.

@@ -79,6 +79,8 @@ type badFixture struct {
 	// rebound is the target of the rebind cases (so a rebind that wrongly
 	// succeeds cannot break the other routes' cases).
 	a, spare, rebound testserver.Agent
+	// sentCommand is a command a has checked in and not yet answered.
+	sentCommand string
 }
 
 // bodyTable has one entry per route with a JSON body (a route's Request is
@@ -152,6 +154,32 @@ var bodyTable = map[string]bodySpec{
 			return testserver.Req{Method: "POST", Path: "/api/v1/agents/" + f.rebound.ID + "/rebind", Token: f.admin}
 		},
 		valid: func(*badFixture) map[string]any { return map[string]any{"machine_id": testserver.MachineID("rebound")} },
+	},
+	"POST /api/v1/commands": {
+		req: func(f *badFixture) testserver.Req {
+			return testserver.Req{Method: "POST", Path: "/api/v1/commands", Token: f.admin}
+		},
+		valid: func(f *badFixture) map[string]any {
+			return map[string]any{"agent_ids": []any{f.rebound.ID}, "type": "scan_updates", "params": map[string]any{"scanners": []any{"apt"}}}
+		},
+		text:      []textField{{"params.scanners.0", 32}},
+		largeBody: true,
+	},
+	"PUT /api/v1/settings": {
+		req: func(f *badFixture) testserver.Req {
+			return testserver.Req{Method: "PUT", Path: "/api/v1/settings", Token: f.admin}
+		},
+		valid: func(*badFixture) map[string]any { return map[string]any{"command_timeout_seconds": 600} },
+	},
+	"POST /api/v1/agents/{id}/commands/{command_id}/result": {
+		req: func(f *badFixture) testserver.Req {
+			return testserver.Req{Method: "POST", Path: "/api/v1/agents/" + f.a.ID + "/commands/" + f.sentCommand + "/result",
+				Token: f.a.Token, MachineID: f.a.MachineID}
+		},
+		valid: func(*badFixture) map[string]any {
+			return map[string]any{"status": "succeeded", "exit_code": 0, "output": "done", "started_at": "2026-11-25T10:00:00Z",
+				"finished_at": "2026-11-25T10:00:01Z", "details": map[string]any{}}
+		},
 	},
 	"POST /api/v1/agents/{id}/reports/system": {
 		req: func(f *badFixture) testserver.Req {
@@ -237,6 +265,7 @@ func TestBadInput(t *testing.T) {
 			f.a = ts.RegisterAgent(t, f.regToken, "bad-a")
 			f.spare = ts.RegisterAgent(t, f.regToken, "bad-spare")
 			f.rebound = ts.RegisterAgent(t, f.regToken, "bad-rebound")
+			f.sentCommand = queueAndClaim(t, ts, f.admin, f.a)
 
 			seen := map[string]bool{}
 			for _, rt := range ts.Server.API().Routes() {

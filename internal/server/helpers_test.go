@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/redflaghq/redflag/internal/api"
+	"github.com/redflaghq/redflag/internal/protocol"
 	"github.com/redflaghq/redflag/internal/store"
 	"github.com/redflaghq/redflag/internal/testserver"
 )
@@ -130,4 +131,24 @@ func createAPIToken(t testing.TB, ts *testserver.TS, admin, name string) (token,
 		t.Fatalf("API token answer without token or id: %+v", out)
 	}
 	return out.Token, out.ID
+}
+
+// queueAndClaim queues collect_specs for ag and checks ag in, so the
+// command is sent and awaits its result; it returns the command id.
+func queueAndClaim(t *testing.T, ts *testserver.TS, admin string, ag testserver.Agent) string {
+	t.Helper()
+	var out struct {
+		Commands []struct {
+			ID string `json:"id"`
+		} `json:"commands"`
+	}
+	ts.Expect(t, http.StatusCreated, testserver.Req{Method: "POST", Path: "/api/v1/commands", Token: admin,
+		Body: map[string]any{"agent_ids": []string{ag.ID}, "type": "collect_specs"}}).JSON(t, &out)
+	var ci protocol.CheckInResponse
+	ts.Expect(t, http.StatusOK, testserver.Req{Method: "GET", Path: "/api/v1/agents/" + ag.ID + "/commands",
+		Token: ag.Token, MachineID: ag.MachineID}).JSON(t, &ci)
+	if len(out.Commands) != 1 || len(ci.Commands) != 1 || ci.Commands[0].ID != out.Commands[0].ID {
+		t.Fatalf("queue and claim: queued %+v, delivered %+v", out, ci)
+	}
+	return ci.Commands[0].ID
 }

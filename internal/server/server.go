@@ -15,11 +15,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redflaghq/redflag/internal/api"
 	"github.com/redflaghq/redflag/internal/auth"
 	"github.com/redflaghq/redflag/internal/config"
+	"github.com/redflaghq/redflag/internal/events"
+	"github.com/redflaghq/redflag/internal/jobs"
 	"github.com/redflaghq/redflag/internal/signing"
 	"github.com/redflaghq/redflag/internal/store"
 	"github.com/redflaghq/redflag/internal/version"
@@ -36,6 +39,8 @@ type Server struct {
 	api        *api.API
 	auth       *auth.Service
 	key        *signing.Key
+	hub        *events.Hub
+	jobs       *jobs.Runner
 	setupToken string
 }
 
@@ -81,11 +86,15 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, err
 	if err := s.firstAdmin(ctx); err != nil {
 		return nil, err
 	}
+	s.hub = events.NewHub()
+	defaults := store.DefaultSettings(cfg.CheckInInterval)
 	s.api = api.New(api.Deps{
 		Store: st, Auth: as, SigningKey: key, Logger: log, Metrics: api.NewMetrics(st, time.Now),
 		AgentRateLimit: cfg.AgentRateLimit, MetricsToken: cfg.MetricsToken,
 		SecureCookies: cfg.TLSCert != "" || strings.HasPrefix(cfg.PublicURL, "https://"),
+		Hub:           s.hub, DefaultSettings: defaults,
 	})
+	s.jobs = &jobs.Runner{Store: st, Log: log, Interval: time.Duration(cfg.JobInterval) * time.Second, Defaults: defaults}
 	ok = true
 	return s, nil
 }
@@ -190,6 +199,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.log.Warn("no admin account yet: open this URL to create one (the link works once)",
 			"setup_url", url+"/setup?token="+s.setupToken)
 	}
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); s.jobs.Run(bg) }()
+	if s.st.Dialect() == store.Postgres {
+		wg.Add(1)
+		go func() { defer wg.Done(); events.ListenPostgres(bg, s.cfg.DatabaseURL, s.hub, s.log) }()
+	}
+	defer func() { stopBG(); wg.Wait() }()
 	errc := make(chan error, 1)
 	go func() {
 		var err error
@@ -206,6 +224,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	s.log.Info("shutting down: finishing in-flight requests")
+	s.api.StopWaiting()
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {

@@ -68,7 +68,7 @@ func Start(t testing.TB, e storetest.Engine, mod ...func(*config.Server)) *TS {
 	dir := t.TempDir()
 	cfg := config.Server{
 		Listen: "127.0.0.1:0", DataDir: dir, DatabaseURL: storetest.URL(t, e),
-		AdminUser: AdminUser, AdminPassword: AdminPassword, AgentRateLimit: 0, CheckInInterval: 300,
+		AdminUser: AdminUser, AdminPassword: AdminPassword, AgentRateLimit: 0, CheckInInterval: 300, JobInterval: 15,
 		LogFormat: "json", LogLevel: "debug",
 	}
 	for _, m := range mod {
