@@ -455,6 +455,7 @@ func claimCommands(ctx context.Context, tx *sql.Tx, agentID string, now time.Tim
 			&c.IssuedAt, &c.ExpiresAt, &c.CreatedAt); err != nil {
 			return nil, fmt.Errorf("reading claimed commands: %w", err)
 		}
+		c.CreatedAt = c.CreatedAt.UTC()
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {

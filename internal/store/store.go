@@ -59,6 +59,9 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxOpenConns for PostgreSQL (default 20) and the SQLite read pool (default 4).
 	MaxOpenConns int
+	// migrations, when set, replaces the embedded migrations of the
+	// dialect; only tests set it (see export_test.go).
+	migrations fs.FS
 }
 
 // Open connects to the database named by rawURL ("sqlite://PATH" or
@@ -71,7 +74,7 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.migrate(ctx, opt.Logger); err != nil {
+	if err := s.migrate(ctx, opt.Logger, opt.migrations); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -157,10 +160,12 @@ func redactURL(raw string) string {
 	return u.Redacted()
 }
 
-func (s *Store) migrate(ctx context.Context, logger *slog.Logger) error {
-	sub, err := fs.Sub(migrationsFS, "migrations/"+string(s.dialect))
-	if err != nil {
-		return fmt.Errorf("migrations for %s: %w", s.dialect, err)
+func (s *Store) migrate(ctx context.Context, logger *slog.Logger, sub fs.FS) error {
+	if sub == nil {
+		var err error
+		if sub, err = fs.Sub(migrationsFS, "migrations/"+string(s.dialect)); err != nil {
+			return fmt.Errorf("migrations for %s: %w", s.dialect, err)
+		}
 	}
 	gd := goose.DialectSQLite3
 	var opts []goose.ProviderOption

@@ -169,7 +169,7 @@ func (s *Store) UserByToken(ctx context.Context, hash string, now time.Time) (Us
 	if err != nil {
 		return User{}, UserToken{}, fmt.Errorf("finding token: %w", err)
 	}
-	t.UserID, t.TokenHash, t.ExpiresAt, t.LastUsedAt = u.ID, hash, timePtr(exp), timePtr(last)
+	t.UserID, t.TokenHash, t.CreatedAt, t.ExpiresAt, t.LastUsedAt = u.ID, hash, t.CreatedAt.UTC(), timePtr(exp), timePtr(last)
 	return u, t, nil
 }
 
