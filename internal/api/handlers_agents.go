@@ -222,7 +222,7 @@ func (a *API) checkIn(w http.ResponseWriter, r *http.Request, ag store.AgentAuth
 		}
 		wait = n
 	}
-	cmds, err := a.d.Store.CheckIn(r.Context(), ag.ID, ver, ag.CheckInIntervalSeconds, a.d.Now())
+	cmds, err := a.d.Store.CheckInAgent(r.Context(), ag, ver, a.d.Now())
 	if err == nil && len(cmds) == 0 && wait > 0 && a.d.Hub != nil {
 		cmds, err = a.waitForCommands(r.Context(), ag.ID, time.Duration(wait)*time.Second)
 	}

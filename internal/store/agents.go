@@ -198,13 +198,23 @@ type AgentAuth struct {
 	MachineID              string
 	TokenGeneration        int64
 	CheckInIntervalSeconds int
+	// What the check-in needs to decide whether it must write at all.
+	AgentVersion string
+	LastSeenAt   time.Time // zero when never seen
+	HasPending   bool      // a pending command is waiting
 }
 
 // AgentAuthByID reads the binding of one agent.
 func (s *Store) AgentAuthByID(ctx context.Context, id string) (AgentAuth, error) {
 	var a AgentAuth
-	err := s.r.QueryRowContext(ctx, "SELECT id, machine_id, token_generation, check_in_interval_seconds FROM agents WHERE id = $1", id).
-		Scan(&a.ID, &a.MachineID, &a.TokenGeneration, &a.CheckInIntervalSeconds)
+	var seen sql.NullTime
+	err := s.r.QueryRowContext(ctx, `SELECT a.id, a.machine_id, a.token_generation, a.check_in_interval_seconds, a.agent_version,
+			a.last_seen_at, EXISTS (SELECT 1 FROM commands c WHERE c.agent_id = a.id AND c.status = 'pending')
+		FROM agents a WHERE a.id = $1`, id).
+		Scan(&a.ID, &a.MachineID, &a.TokenGeneration, &a.CheckInIntervalSeconds, &a.AgentVersion, &seen, &a.HasPending)
+	if seen.Valid {
+		a.LastSeenAt = seen.Time.UTC()
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return a, ErrNotFound
 	}
@@ -218,7 +228,33 @@ func (s *Store) AgentAuthByID(ctx context.Context, id string) (AgentAuth, error)
 // transaction, so each command is handed out once. interval is the agent's
 // check-in interval as read by AgentAuthByID on the same request.
 func (s *Store) CheckIn(ctx context.Context, agentID, agentVersion string, interval int, now time.Time) (cmds []Command, err error) {
+	return s.checkIn(ctx, agentID, agentVersion, interval, now, true)
+}
+
+// SeenCoalesce is how long a recorded check-in stays fresh: a check-in
+// within it of the last recorded one does not rewrite last_seen_at (status
+// is judged in minutes, and the write is the check-in's main cost).
+const SeenCoalesce = 30 * time.Second
+
+// CheckInAgent is the check-in's hot path, given the row AgentAuthByID read
+// for this request: with nothing pending and a fresh last_seen_at it writes
+// nothing; otherwise one write transaction records the check-in and/or
+// claims the due commands.
+func (s *Store) CheckInAgent(ctx context.Context, a AgentAuth, agentVersion string, now time.Time) ([]Command, error) {
 	now = T(now)
+	touch := a.LastSeenAt.IsZero() || now.Sub(a.LastSeenAt) >= SeenCoalesce || (agentVersion != "" && agentVersion != a.AgentVersion)
+	switch {
+	case touch:
+		return s.checkIn(ctx, a.ID, agentVersion, a.CheckInIntervalSeconds, now, a.HasPending)
+	case a.HasPending:
+		return s.ClaimPending(ctx, a.ID, now)
+	}
+	return []Command{}, nil
+}
+
+func (s *Store) checkIn(ctx context.Context, agentID, agentVersion string, interval int, now time.Time, claim bool) (cmds []Command, err error) {
+	now = T(now)
+	cmds = []Command{}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE agents SET last_seen_at = $1, offline_after = $2,
 				agent_version = CASE WHEN $3 = '' THEN agent_version ELSE $3 END
@@ -228,6 +264,9 @@ func (s *Store) CheckIn(ctx context.Context, agentID, agentVersion string, inter
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrNotFound
+		}
+		if !claim {
+			return nil
 		}
 		cmds, err = claimCommands(ctx, tx, agentID, now)
 		return err

@@ -55,7 +55,8 @@ func TestRegisterAgent(t *testing.T) {
 
 		auth, err := st.AgentAuthByID(ctx, a.ID)
 		must(t, err)
-		if auth != (store.AgentAuth{ID: a.ID, MachineID: a.MachineID, TokenGeneration: 1, CheckInIntervalSeconds: 120}) {
+		if auth != (store.AgentAuth{ID: a.ID, MachineID: a.MachineID, TokenGeneration: 1, CheckInIntervalSeconds: 120,
+			AgentVersion: "1.2.3", LastSeenAt: store.T(t0)}) {
 			t.Errorf("AgentAuthByID = %+v", auth)
 		}
 		_, err = st.AgentAuthByID(ctx, "nope")

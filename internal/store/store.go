@@ -10,6 +10,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"log/slog"
 	"net/url"
@@ -171,8 +172,16 @@ func (s *Store) migrate(ctx context.Context, logger *slog.Logger, sub fs.FS) err
 	var opts []goose.ProviderOption
 	if s.dialect == Postgres {
 		gd = goose.DialectPostgres
-		// Several replicas may start at once; the advisory lock lets one migrate.
-		locker, err := lock.NewPostgresSessionLocker()
+		// Several replicas may start at once; the advisory lock lets one
+		// migrate. The lock is per database and schema, so installations
+		// sharing a PostgreSQL server in other schemas do not wait on it.
+		var where string
+		if err := s.w.QueryRowContext(ctx, "SELECT current_database() || '.' || current_schema()").Scan(&where); err != nil {
+			return fmt.Errorf("migration lock: %w", err)
+		}
+		h := fnv.New64a()
+		h.Write([]byte("redflag-migrate:" + where))
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(int64(h.Sum64())), lock.WithLockTimeout(1, 300))
 		if err != nil {
 			return fmt.Errorf("migration lock: %w", err)
 		}
