@@ -336,7 +336,7 @@ func TestAPITokens(t *testing.T) {
 	if !strings.HasPrefix(tok, "rfu_") || id == "" || created["name"] != "ci" {
 		t.Fatalf("created API token = %v", created)
 	}
-	if exp, err := time.Parse(time.RFC3339, created["expires_at"].(string)); err != nil || exp.Sub(time.Now()) < 59*time.Minute || exp.Sub(time.Now()) > 61*time.Minute {
+	if exp, err := time.Parse(time.RFC3339, created["expires_at"].(string)); err != nil || time.Until(exp) < 59*time.Minute || time.Until(exp) > 61*time.Minute {
 		t.Errorf("expires_at = %v, want in an hour", created["expires_at"])
 	}
 
