@@ -106,7 +106,7 @@ func (a *API) setup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	if e := firstErr(field("setup_token", req.SetupToken, 256, true), field("username", req.Username, 64, true)); e != nil {
+	if e := validateSetup(req); e != nil {
 		writeError(w, e)
 		return
 	}
@@ -121,6 +121,12 @@ func (a *API) setup(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusCreated, toUser(u))
 	}
+}
+
+// validateSetup is the check setup makes on a decoded body; the password
+// policy is applied by auth.Service.Setup.
+func validateSetup(req setupRequest) *apiError {
+	return firstErr(field("setup_token", req.SetupToken, 256, true), field("username", req.Username, 64, true))
 }
 
 type loginRequest struct {
@@ -142,12 +148,8 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	if e := firstErr(field("username", req.Username, 64, true), field("totp", req.TOTP, 16, false)); e != nil {
+	if e := validateLogin(req); e != nil {
 		writeError(w, e)
-		return
-	}
-	if req.Password == "" || len(req.Password) > auth.MaxPasswordLen {
-		writeError(w, errf(http.StatusBadRequest, "invalid_field", "Field \"password\" is required and at most %d bytes.", auth.MaxPasswordLen))
 		return
 	}
 	res, err := a.d.Auth.Login(r.Context(), req.Username, req.Password, clientIP(r))
@@ -161,4 +163,15 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: CSRFCookie, Value: csrf, Path: "/", Expires: res.ExpiresAt,
 		Secure: a.d.SecureCookies, SameSite: http.SameSiteStrictMode})
 	writeJSON(w, http.StatusOK, loginResponse{Token: res.Token, ExpiresAt: res.ExpiresAt, CSRFToken: csrf, User: toUser(res.User)})
+}
+
+// validateLogin is the check login makes on a decoded body.
+func validateLogin(req loginRequest) *apiError {
+	if e := firstErr(field("username", req.Username, 64, true), field("totp", req.TOTP, 16, false)); e != nil {
+		return e
+	}
+	if req.Password == "" || len(req.Password) > auth.MaxPasswordLen {
+		return errf(http.StatusBadRequest, "invalid_field", "Field \"password\" is required and at most %d bytes.", auth.MaxPasswordLen)
+	}
+	return nil
 }

@@ -135,12 +135,8 @@ func (a *API) createAPIToken(w http.ResponseWriter, r *http.Request, p auth.Prin
 		writeError(w, e)
 		return
 	}
-	if e := field("name", req.Name, 100, true); e != nil {
+	if e := validateAPIToken(req); e != nil {
 		writeError(w, e)
-		return
-	}
-	if req.ExpiresInSeconds != 0 && (req.ExpiresInSeconds < 60 || req.ExpiresInSeconds > maxTTLSeconds) {
-		writeError(w, errf(http.StatusBadRequest, "invalid_field", "expires_in_seconds must be 0 (never) or from 60 to %d.", maxTTLSeconds))
 		return
 	}
 	plain, t, err := a.d.Auth.CreateAPIToken(r.Context(), p, req.Name, time.Duration(req.ExpiresInSeconds)*time.Second, clientIP(r))
@@ -149,6 +145,17 @@ func (a *API) createAPIToken(w http.ResponseWriter, r *http.Request, p auth.Prin
 		return
 	}
 	writeJSON(w, http.StatusCreated, apiTokenResponse{UserToken: t, Token: plain})
+}
+
+// validateAPIToken is the check createAPIToken makes on a decoded body.
+func validateAPIToken(req apiTokenRequest) *apiError {
+	if e := field("name", req.Name, 100, true); e != nil {
+		return e
+	}
+	if req.ExpiresInSeconds != 0 && (req.ExpiresInSeconds < 60 || req.ExpiresInSeconds > maxTTLSeconds) {
+		return errf(http.StatusBadRequest, "invalid_field", "expires_in_seconds must be 0 (never) or from 60 to %d.", maxTTLSeconds)
+	}
+	return nil
 }
 
 func (a *API) deleteAPIToken(w http.ResponseWriter, r *http.Request, p auth.Principal) {
@@ -189,21 +196,7 @@ func (a *API) createRegistrationToken(w http.ResponseWriter, r *http.Request, p 
 		writeError(w, e)
 		return
 	}
-	if req.Seats == 0 {
-		req.Seats = 1
-	}
-	if req.ExpiresInSeconds == 0 {
-		req.ExpiresInSeconds = defaultRegTTL
-	}
-	if req.Seats < 1 || req.Seats > maxSeats {
-		writeError(w, errf(http.StatusBadRequest, "invalid_field", "seats must be from 1 to %d.", maxSeats))
-		return
-	}
-	if req.ExpiresInSeconds < 60 || req.ExpiresInSeconds > maxRegTTL {
-		writeError(w, errf(http.StatusBadRequest, "invalid_field", "expires_in_seconds must be from 60 to %d.", maxRegTTL))
-		return
-	}
-	if e := field("note", req.Note, 500, false); e != nil {
+	if e := validateRegistrationToken(&req); e != nil {
 		writeError(w, e)
 		return
 	}
@@ -213,6 +206,24 @@ func (a *API) createRegistrationToken(w http.ResponseWriter, r *http.Request, p 
 		return
 	}
 	writeJSON(w, http.StatusCreated, registrationToken{RegistrationToken: t, Status: t.Status(a.d.Now()), Token: plain})
+}
+
+// validateRegistrationToken fills in the defaults (1 seat, 24 h) and is the
+// check createRegistrationToken makes on a decoded body.
+func validateRegistrationToken(req *registrationTokenRequest) *apiError {
+	if req.Seats == 0 {
+		req.Seats = 1
+	}
+	if req.ExpiresInSeconds == 0 {
+		req.ExpiresInSeconds = defaultRegTTL
+	}
+	if req.Seats < 1 || req.Seats > maxSeats {
+		return errf(http.StatusBadRequest, "invalid_field", "seats must be from 1 to %d.", maxSeats)
+	}
+	if req.ExpiresInSeconds < 60 || req.ExpiresInSeconds > maxRegTTL {
+		return errf(http.StatusBadRequest, "invalid_field", "expires_in_seconds must be from 60 to %d.", maxRegTTL)
+	}
+	return field("note", req.Note, 500, false)
 }
 
 func (a *API) listRegistrationTokens(w http.ResponseWriter, r *http.Request, p auth.Principal) {
