@@ -53,7 +53,7 @@ test-go: ## unit and end-to-end tests (PostgreSQL too when REDFLAG_TEST_POSTGRES
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 fuzz: ## run every fuzz target briefly
-	@set -e; for f in $$(grep -l '^func Fuzz' $$(git ls-files '*_test.go' 2>/dev/null || find . -name '*_test.go')); do \
+	@set -e; for f in $$(grep -l '^func Fuzz' $$(git ls-files --cached --others --exclude-standard '*_test.go' 2>/dev/null || find . -name '*_test.go')); do \
 	  dir=./$$(dirname $$f); \
 	  for name in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | sed 's/^func //'); do \
 	    echo "fuzz $$dir $$name"; \

@@ -118,6 +118,7 @@ type Agent struct {
 	nextFlush     time.Time
 	lastPrune     time.Time
 	hbWasActive   bool
+	refused       map[string]bool // ids refused since start (noteRefused)
 }
 
 type heartbeat struct {

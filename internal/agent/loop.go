@@ -134,13 +134,16 @@ func (a *Agent) cycle(ctx context.Context) time.Duration {
 		a.serverInterval = time.Duration(resp.CheckInIntervalSeconds) * time.Second
 		a.mu.Unlock()
 	}
-	ran := false
+	ran, fresh := false, false
 	for _, sc := range resp.Commands {
 		if ctx.Err() != nil {
 			// Not started: the server already handed them out, so they
 			// end timed out there. Nothing ran, nothing is lost silently.
 			a.log.Warn("stopping before a delivered command could start", "command_id", sc.ID, "type", sc.Type)
 			continue
+		}
+		if !a.state.IsExecuted(sc.ID) && !a.refused[sc.ID] {
+			fresh = true
 		}
 		if a.process(ctx, sc) {
 			ran = true
@@ -155,10 +158,28 @@ func (a *Agent) cycle(ctx context.Context) time.Duration {
 	if hbOn {
 		return jitter(hb.interval, a.rand())
 	}
-	if wait > 0 && held >= min(time.Duration(wait)*time.Second/2, longPollHeld) {
+	// A long-poll answered at once because commands were waiting says
+	// nothing about whether the server holds requests: after commands not
+	// seen before (all refused, as none ran) re-poll soon, as after a held
+	// poll, or the agent would miss new commands for a whole interval. Only
+	// redeliveries of commands already run or refused wait the interval, so
+	// a server handing them out again cannot make the agent spin.
+	if wait > 0 && (fresh || held >= min(time.Duration(wait)*time.Second/2, longPollHeld)) {
 		return time.Duration(a.rand() * float64(rePollJitter))
 	}
 	return jitter(a.interval(), a.rand())
+}
+
+// maxRefusedIDs bounds the in-memory set of refused command ids.
+const maxRefusedIDs = 1024
+
+// noteRefused remembers a refused command id, so that its redelivery is
+// told from a new command (see cycle). The set starts over when full.
+func (a *Agent) noteRefused(id string) {
+	if a.refused == nil || len(a.refused) >= maxRefusedIDs {
+		a.refused = map[string]bool{}
+	}
+	a.refused[id] = true
 }
 
 // jitter spreads check-ins: a delay between half and all of d, so agents
@@ -382,6 +403,7 @@ func (a *Agent) process(ctx context.Context, sc protocol.SignedCommand) bool {
 			re = &RefusedError{Code: RefuseMalformed, Reason: err.Error()}
 		}
 		a.log.Warn("refused a command; nothing was run", "command_id", sc.ID, "type", sc.Type, "code", re.Code, "reason", re.Reason)
+		a.noteRefused(sc.ID)
 		if sc.ID == "" || a.state.HasPending(sc.ID) {
 			return false // never overwrite the genuine result of a replayed id
 		}

@@ -59,6 +59,7 @@ type TS struct {
 	t      testing.TB
 	stop   context.CancelFunc
 	done   chan error
+	ln     *killableListener // see Kill
 }
 
 // Start runs a server on engine e with a fresh database. mod may change the
@@ -74,6 +75,14 @@ func Start(t testing.TB, e storetest.Engine, mod ...func(*config.Server)) *TS {
 	for _, m := range mod {
 		m(&cfg)
 	}
+	return StartConfig(t, cfg)
+}
+
+// StartConfig runs a server on exactly cfg: a given data directory and
+// database (a restart, several replicas on one database), or a fixed listen
+// address. Listen "127.0.0.1:0" picks a free port.
+func StartConfig(t testing.TB, cfg config.Server) *TS {
+	t.Helper()
 	logs := &Logs{}
 	log, err := logging.New(logs, cfg.LogFormat, cfg.LogLevel)
 	if err != nil {
@@ -90,9 +99,10 @@ func Start(t testing.TB, e storetest.Engine, mod ...func(*config.Server)) *TS {
 		cancel()
 		t.Fatal(err)
 	}
+	kl := newKillableListener(ln)
 	ts := &TS{URL: "http://" + ln.Addr().String(), Server: srv, Logs: logs, Config: cfg, t: t, stop: cancel, done: make(chan error, 1),
-		Client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
-	go func() { ts.done <- srv.Serve(ctx, ln) }()
+		Client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}, ln: kl}
+	go func() { ts.done <- srv.Serve(ctx, kl) }()
 	t.Cleanup(ts.Stop)
 	return ts
 }
