@@ -57,8 +57,8 @@ fuzz: ## run every fuzz target briefly
 	  dir=./$$(dirname $$f); \
 	  for name in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | sed 's/^func //'); do \
 	    echo "fuzz $$dir $$name"; \
-	    $(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$dir >/dev/null || \
-	      { $(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$dir; exit 1; }; \
+	    out=$$($(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$dir 2>&1) || \
+	      { echo "$$out"; exit 1; }; \
 	  done; \
 	done
 
