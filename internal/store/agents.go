@@ -255,18 +255,32 @@ func (s *Store) CheckInAgent(ctx context.Context, a AgentAuth, agentVersion stri
 func (s *Store) checkIn(ctx context.Context, agentID, agentVersion string, interval int, now time.Time, claim bool) (cmds []Command, err error) {
 	now = T(now)
 	cmds = []Command{}
+	const touch = `UPDATE agents SET last_seen_at = $1, offline_after = $2,
+			agent_version = CASE WHEN $3 = '' THEN agent_version ELSE $3 END
+		WHERE id = $4`
+	if !claim {
+		// One statement in autocommit: no BEGIN/COMMIT round trips.
+		release, err := s.acquireWriter(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		res, err := s.w.ExecContext(ctx, touch, now, OfflineAfter(now, interval), agentVersion, agentID)
+		if err != nil {
+			return nil, fmt.Errorf("recording check-in: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil, ErrNotFound
+		}
+		return cmds, nil
+	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE agents SET last_seen_at = $1, offline_after = $2,
-				agent_version = CASE WHEN $3 = '' THEN agent_version ELSE $3 END
-			WHERE id = $4`, now, OfflineAfter(now, interval), agentVersion, agentID)
+		res, err := tx.ExecContext(ctx, touch, now, OfflineAfter(now, interval), agentVersion, agentID)
 		if err != nil {
 			return fmt.Errorf("recording check-in: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrNotFound
-		}
-		if !claim {
-			return nil
 		}
 		cmds, err = claimCommands(ctx, tx, agentID, now)
 		return err

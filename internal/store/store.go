@@ -51,6 +51,7 @@ var migrationsFS embed.FS
 // are the same pool.
 type Store struct {
 	w, r          *sql.DB
+	writeGate     chan struct{} // SQLite only: see acquireWriter
 	dialect       Dialect
 	schemaVersion int64
 }
@@ -128,7 +129,7 @@ func openSQLite(ctx context.Context, path string, opt Options) (*Store, error) {
 	}
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	return &Store{w: w, r: r, dialect: SQLite}, nil
+	return &Store{w: w, r: r, dialect: SQLite, writeGate: make(chan struct{}, 1)}, nil
 }
 
 func openPostgres(ctx context.Context, dsn string, opt Options) (*Store, error) {
@@ -251,6 +252,11 @@ func (s *Store) Close() error {
 
 // tx runs fn in one write transaction and commits when fn returns nil.
 func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	release, err := s.acquireWriter(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
@@ -263,6 +269,22 @@ func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// acquireWriter queues for SQLite's single writer connection in arrival
+// order. database/sql hands a freed connection to a random waiter, which
+// under load gives some writers very long waits; a channel's blocked senders
+// are served first come, first served. PostgreSQL needs no queue.
+func (s *Store) acquireWriter(ctx context.Context) (func(), error) {
+	if s.writeGate == nil {
+		return func() {}, nil
+	}
+	select {
+	case s.writeGate <- struct{}{}:
+		return func() { <-s.writeGate }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // Now is the store's notion of a timestamp: UTC, truncated to microseconds so
