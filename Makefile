@@ -14,7 +14,7 @@ LDFLAGS     := -s -w -X $(PKG)/internal/version.Version=$(VERSION) \
                -X $(PKG)/internal/version.BuildDate=$(BUILD_DATE)
 GOBUILD     := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 STATICCHECK := $(GO) tool -modfile=tools/go.mod staticcheck
-FUZZTIME    ?= 4s
+FUZZTIME    ?= 5000x
 BENCHTIME   ?= 3s
 
 .PHONY: help build run test lint cross version-check test-go fuzz bench clean
