@@ -45,7 +45,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	cfg := a.Config()
 	a.log.Info("agent started", "version", a.version, "config", cfg, "state_dir", a.state.Dir(),
-		"long_poll_seconds", a.longPoll, "pending_results", a.state.PendingCount(), "executed_ids", a.state.ExecutedCount())
+		"long_poll_seconds", a.longPoll, "pending_results", a.state.PendingCount(), "pending_acks", a.state.AckCount(), "executed_ids", a.state.ExecutedCount())
 	a.lastPrune = a.now()
 
 	nextCheckIn := a.now()
@@ -137,10 +137,18 @@ func (a *Agent) cycle(ctx context.Context) time.Duration {
 	ran, fresh := false, false
 	for _, sc := range resp.Commands {
 		if ctx.Err() != nil {
-			// Not started: the server already handed them out, so they
-			// end timed out there. Nothing ran, nothing is lost silently.
-			a.log.Warn("stopping before a delivered command could start", "command_id", sc.ID, "type", sc.Type)
+			// Not started and not acknowledged: the server offers it again
+			// after its redelivery delay. Nothing ran, nothing is lost.
+			a.log.Warn("stopping before a delivered command could start; the server will offer it again", "command_id", sc.ID, "type", sc.Type)
 			continue
+		}
+		// Acknowledged (durably, before anything else happens to it) on the
+		// next check-in: received, whether it then runs or is refused. A
+		// redelivery of an id already executed is acknowledged again and
+		// refused as a replay, its first result standing.
+		if err := a.state.AddAck(sc.ID); err != nil {
+			a.log.Error("recording the receipt of a command failed; the server may offer it again (it is then refused as a replay)",
+				"command_id", sc.ID, "error", err)
 		}
 		if !a.state.IsExecuted(sc.ID) && !a.refused[sc.ID] {
 			fresh = true
@@ -206,24 +214,32 @@ func (a *Agent) interval() time.Duration {
 	return max(d, minCheckInInterval)
 }
 
-// checkIn asks for commands. A 400 to a long-poll is taken as a server that
+// checkIn asks for commands, acknowledging up to protocol.MaxAcksPerCheckIn
+// commands received before (the oldest first; they are forgotten once the
+// server answered 200). A 400 to a long-poll is taken as a server that
 // does not know ?wait=: the same check-in is retried without it and, when
 // that works, the agent polls plainly from then on.
 func (a *Agent) checkIn(ctx context.Context, wait int) (*protocol.CheckInResponse, error) {
+	acks := a.state.Acks(protocol.MaxAcksPerCheckIn)
 	var resp *protocol.CheckInResponse
 	err := a.withAuth(ctx, func() (err error) {
-		resp, err = a.api.CheckIn(ctx, wait)
+		resp, err = a.api.CheckInAck(ctx, wait, acks)
 		return err
 	})
 	if wait > 0 && client.StatusCode(err) == http.StatusBadRequest {
 		first := err
 		err = a.withAuth(ctx, func() (err error) {
-			resp, err = a.api.CheckIn(ctx, 0)
+			resp, err = a.api.CheckInAck(ctx, 0, acks)
 			return err
 		})
 		if err == nil {
 			a.longPoll = 0
 			a.log.Warn("the server refused a long-poll check-in; falling back to plain polling at the check-in interval", "error", first)
+		}
+	}
+	if err == nil && len(acks) > 0 {
+		if derr := a.state.DeleteAcks(acks); derr != nil {
+			a.log.Error("forgetting delivered acknowledgements failed; they are sent again", "error", derr)
 		}
 	}
 	return resp, err

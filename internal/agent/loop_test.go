@@ -528,3 +528,80 @@ func TestLoopNoTightLoopOnRedelivery(t *testing.T) {
 		t.Errorf("stale result %+v", r)
 	}
 }
+
+// TestLoopAcknowledgesCommands: every command received is acknowledged on
+// the next check-in, from disk (it survives a restart), and forgotten only
+// once a check-in carrying it was answered 200. A redelivery of a command
+// already run is acknowledged again and runs nothing.
+func TestLoopAcknowledgesCommands(t *testing.T) {
+	ran := &countingHandler{}
+	h := newHarness(t, func(o *Options, c *Config) { o.Handlers = map[string]Handler{protocol.CmdCollectSpecs: ran} })
+	const id = "0190a3b4-2222-7000-8000-000000000001"
+	cmd := h.sign(id, protocol.CmdCollectSpecs, `{}`)
+	h.srv.enqueue(cmd)
+	// The check-in after the result fails: the ack it carried stays on disk.
+	h.srv.with(func(fs *fakeServer) {
+		fs.onResult = func(string) { h.srv.with(func(fs *fakeServer) { fs.checkInFail = []int{503} }) }
+	})
+	if err := h.run(func() bool {
+		var n int
+		h.srv.with(func(fs *fakeServer) { n = len(fs.checkIns) })
+		return n >= 2
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.srv.with(func(fs *fakeServer) {
+		if q := fs.checkIns[1]; !strings.Contains(q, "ack="+id) {
+			t.Errorf("check-in %q does not acknowledge %s", q, id)
+		}
+	})
+	if got := h.state.Acks(100); len(got) != 1 || got[0] != id {
+		t.Fatalf("pending acks %v, want [%s]", got, id)
+	}
+
+	// Restart: the ack is still there, and the next check-in carries it.
+	h.open()
+	if h.state.AckCount() != 1 {
+		t.Fatal("the pending ack did not survive the restart")
+	}
+	var before int
+	h.srv.with(func(fs *fakeServer) { before = len(fs.checkIns); fs.onResult = nil })
+	if err := h.run(func() bool {
+		var n int
+		h.srv.with(func(fs *fakeServer) { n = len(fs.checkIns) })
+		return n >= before+1
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.srv.with(func(fs *fakeServer) {
+		if q := fs.checkIns[before]; !strings.Contains(q, "ack="+id) {
+			t.Errorf("check-in %q does not acknowledge %s", q, id)
+		}
+	})
+	if h.state.AckCount() != 0 {
+		t.Errorf("acks %v left after a check-in carrying them succeeded", h.state.Acks(100))
+	}
+
+	// A redelivery of the command it already ran: acknowledged again,
+	// nothing run, the first result stands.
+	h.srv.enqueue(cmd)
+	h.srv.with(func(fs *fakeServer) { before = len(fs.checkIns) })
+	if err := h.run(func() bool {
+		var n int
+		h.srv.with(func(fs *fakeServer) { n = len(fs.checkIns) })
+		return n >= before+2
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ran.Ran(); len(got) != 1 {
+		t.Fatalf("the command ran %d times", len(got))
+	}
+	h.srv.with(func(fs *fakeServer) {
+		if q := fs.checkIns[before+1]; !strings.Contains(q, "ack="+id) {
+			t.Errorf("the check-in after the redelivery (%q) does not acknowledge it", q)
+		}
+	})
+	if res, _ := h.srv.result1(id); res.Status != protocol.StateSucceeded {
+		t.Errorf("result %+v, want the first success", res)
+	}
+}

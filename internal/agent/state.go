@@ -29,6 +29,9 @@ const DefaultExecutedRetention = 30 * 24 * time.Hour
 //
 //	executed.log       one JSON line {"id","t"} per command the agent started
 //	results/<id>.json  one PendingResult per result not yet acknowledged
+//	acks.json          pending acknowledgements: ids of commands received
+//	                   (run or refused) that no check-in has yet carried
+//	                   to the server with success, oldest first
 //	rejected/          results the server refused for good, kept for inspection
 //
 // Every write is fsynced before the call returns, so what State reports
@@ -41,6 +44,7 @@ type State struct {
 	executed map[string]executedEntry
 	log      *os.File // executed.log, opened for appending
 	pending  map[string]bool
+	acks     []string // pending acknowledgements, oldest first (acks.json)
 }
 
 // PendingResult is a command result waiting for the server's
@@ -60,6 +64,11 @@ type PendingResult struct {
 
 const (
 	executedFile = "executed.log"
+	acksFile     = "acks.json"
+	// maxPendingAcks bounds acks.json; past it the oldest are dropped (a
+	// command never acknowledged is at worst offered again and then
+	// refused as a replay).
+	maxPendingAcks = 10000
 	resultsDir   = "results"
 	rejectedDir  = "rejected"
 )
@@ -82,6 +91,9 @@ func OpenState(dir string, now time.Time, retention time.Duration) (*State, erro
 		return nil, err
 	}
 	if err := s.loadPendingIndex(); err != nil {
+		return nil, err
+	}
+	if err := s.loadAcks(); err != nil {
 		return nil, err
 	}
 	if err := s.compact(now.Add(-retention)); err != nil {
@@ -389,4 +401,101 @@ func (s *State) pruneRejected(cutoff time.Time) {
 			_ = os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
+}
+
+func (s *State) loadAcks() error {
+	path := filepath.Join(s.dir, acksFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading pending acknowledgements: %w", err)
+	}
+	var ids []string
+	if err := json.Unmarshal(b, &ids); err != nil {
+		// Written atomically, so damaged rather than torn: set it aside.
+		// Losing acknowledgements costs at most a redelivery, refused as a
+		// replay.
+		_ = os.Rename(path, filepath.Join(s.dir, rejectedDir, acksFile+".unreadable"))
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if protocol.ValidCommandID(id) && !seen[id] {
+			seen[id] = true
+			s.acks = append(s.acks, id)
+		}
+	}
+	return nil
+}
+
+// saveAcks writes acks.json atomically and durably. Called with s.mu held.
+func (s *State) saveAcks(ids []string) error {
+	if ids == nil {
+		ids = []string{}
+	}
+	b, _ := json.Marshal(ids)
+	if err := writeFileAtomic(filepath.Join(s.dir, acksFile), b, 0o600); err != nil {
+		return fmt.Errorf("saving pending acknowledgements: %w", err)
+	}
+	s.acks = ids
+	return nil
+}
+
+// AddAck records, durably, that the command id was received, so the next
+// check-in acknowledges it. Ids that are not command ids (UUIDs) are
+// ignored: the server would refuse the check-in carrying them.
+func (s *State) AddAck(id string) error {
+	if !protocol.ValidCommandID(id) {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if slices.Contains(s.acks, id) {
+		return nil
+	}
+	ids := append(slices.Clone(s.acks), id)
+	if len(ids) > maxPendingAcks {
+		ids = ids[len(ids)-maxPendingAcks:]
+	}
+	return s.saveAcks(ids)
+}
+
+// Acks returns up to n pending acknowledgements, oldest first.
+func (s *State) Acks(n int) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.acks[:min(n, len(s.acks))])
+}
+
+// AckCount returns the number of pending acknowledgements.
+func (s *State) AckCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.acks)
+}
+
+// DeleteAcks drops acknowledgements a check-in delivered (the server
+// answered it 200).
+func (s *State) DeleteAcks(ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gone := map[string]bool{}
+	for _, id := range ids {
+		gone[id] = true
+	}
+	keep := make([]string, 0, len(s.acks))
+	for _, id := range s.acks {
+		if !gone[id] {
+			keep = append(keep, id)
+		}
+	}
+	if len(keep) == len(s.acks) {
+		return nil
+	}
+	return s.saveAcks(keep)
 }

@@ -219,3 +219,51 @@ func TestStateRecoverInterrupted(t *testing.T) {
 		t.Error("the interrupted command could run again after its result was delivered")
 	}
 }
+
+func TestStatePendingAcksSurviveReopen(t *testing.T) {
+	dir := t.TempDir()
+	s := openState(t, dir, t0)
+	ids := []string{"0190a3b4-0000-7000-8000-000000000001", "0190a3b4-0000-7000-8000-000000000002", "0190a3b4-0000-7000-8000-000000000003"}
+	for _, id := range append(ids, ids[0], "not-a-uuid", "") {
+		if err := s.AddAck(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := s.Acks(100); strings.Join(got, ",") != strings.Join(ids, ",") {
+		t.Fatalf("acks %v, want %v (deduplicated, command ids only, oldest first)", got, ids)
+	}
+	if got := s.Acks(2); len(got) != 2 || got[0] != ids[0] {
+		t.Fatalf("Acks(2) = %v", got)
+	}
+	if info, err := os.Stat(filepath.Join(dir, acksFile)); err != nil || (runtime.GOOS != "windows" && info.Mode().Perm() != 0o600) {
+		t.Fatalf("acks file: %v %v", info, err)
+	}
+	s.Close()
+
+	// A restart keeps them; only a delivered check-in removes them.
+	s2 := openState(t, dir, t0)
+	if got := s2.Acks(100); strings.Join(got, ",") != strings.Join(ids, ",") {
+		t.Fatalf("after reopen acks %v, want %v", got, ids)
+	}
+	if err := s2.DeleteAcks(ids[:2]); err != nil {
+		t.Fatal(err)
+	}
+	s2.Close()
+	s3 := openState(t, dir, t0)
+	if got := s3.Acks(100); len(got) != 1 || got[0] != ids[2] || s3.AckCount() != 1 {
+		t.Fatalf("after delete and reopen acks %v, want [%s]", got, ids[2])
+	}
+	s3.Close()
+
+	// A damaged file is set aside, not fatal.
+	if err := os.WriteFile(filepath.Join(dir, acksFile), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s4 := openState(t, dir, t0)
+	if s4.AckCount() != 0 {
+		t.Fatalf("acks from a damaged file: %v", s4.Acks(100))
+	}
+	if _, err := os.Stat(filepath.Join(dir, rejectedDir, acksFile+".unreadable")); err != nil {
+		t.Errorf("the damaged acks file was not set aside: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -222,7 +223,12 @@ func (a *API) checkIn(w http.ResponseWriter, r *http.Request, ag store.AgentAuth
 		}
 		wait = n
 	}
-	cmds, err := a.d.Store.CheckInAgent(r.Context(), ag, ver, a.d.Now())
+	acks, e := parseAcks(r)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	cmds, err := a.d.Store.CheckInAgentAck(r.Context(), ag, ver, acks, a.d.Now())
 	if err == nil && len(cmds) == 0 && wait > 0 && a.d.Hub != nil {
 		cmds, err = a.waitForCommands(r.Context(), ag.ID, time.Duration(wait)*time.Second)
 	}
@@ -236,6 +242,43 @@ func (a *API) checkIn(w http.ResponseWriter, r *http.Request, ag store.AgentAuth
 			IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt, KeyID: c.KeyID, Signature: c.Signature}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// parseAcks reads the check-in's acknowledgements: ?ack=id1,id2,… (the
+// parameter may repeat), each a command id (UUID), at most
+// protocol.MaxAcksPerCheckIn in all; duplicates are dropped. Anything else
+// is 400 invalid_query.
+func parseAcks(r *http.Request) ([]string, *apiError) {
+	vals := r.URL.Query()[protocol.QueryAck]
+	if len(vals) == 0 {
+		return nil, nil
+	}
+	bad := errf(http.StatusBadRequest, "invalid_query",
+		"ack must be a comma-separated list of at most %d command ids.", protocol.MaxAcksPerCheckIn)
+	var out []string
+	seen := map[string]bool{}
+	for _, v := range vals {
+		if v == "" {
+			continue
+		}
+		for rest, more := v, true; more; {
+			var id string
+			id, rest, more = strings.Cut(rest, ",")
+			if !protocol.ValidCommandID(id) {
+				return nil, bad
+			}
+			id = strings.ToLower(id)
+			if seen[id] {
+				continue
+			}
+			if len(out) == protocol.MaxAcksPerCheckIn {
+				return nil, bad
+			}
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out, nil
 }
 
 func (a *API) systemReport(w http.ResponseWriter, r *http.Request, ag store.AgentAuth) {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redflaghq/redflag/internal/protocol"
@@ -49,16 +50,34 @@ func (c *Client) Renew(ctx context.Context, agentID, refreshToken string) (*prot
 // to hold the request up to wait seconds (capped at MaxLongPollWait) until a
 // command exists; the call's timeout is then wait plus the long-poll margin.
 func (c *Client) CheckIn(ctx context.Context, wait int) (*protocol.CheckInResponse, error) {
+	return c.CheckInAck(ctx, wait, nil)
+}
+
+// CheckInAck is CheckIn carrying acknowledgements: the ids of commands
+// received in earlier answers (at most protocol.MaxAcksPerCheckIn, command
+// ids only; the caller keeps the rest for later). Only a nil error means the
+// server recorded them.
+func (c *Client) CheckInAck(ctx context.Context, wait int, acks []string) (*protocol.CheckInResponse, error) {
 	id, token, err := c.credentials()
 	if err != nil {
 		return nil, err
 	}
+	if len(acks) > protocol.MaxAcksPerCheckIn {
+		return nil, fmt.Errorf("client: at most %d acknowledgements per check-in, got %d", protocol.MaxAcksPerCheckIn, len(acks))
+	}
 	r := request{method: http.MethodGet, path: "/api/v1/agents/" + url.PathEscape(id) + "/commands",
 		bearer: token, machine: true, want: http.StatusOK, limit: maxCheckInBody}
+	q := url.Values{}
 	if wait > 0 {
 		wait = min(wait, MaxLongPollWait)
-		r.query = url.Values{"wait": {strconv.Itoa(wait)}}
+		q.Set("wait", strconv.Itoa(wait))
 		r.timeout = time.Duration(wait)*time.Second + c.margin
+	}
+	if len(acks) > 0 {
+		q.Set(protocol.QueryAck, strings.Join(acks, ","))
+	}
+	if len(q) > 0 {
+		r.query = q
 	}
 	var out protocol.CheckInResponse
 	r.out = &out

@@ -31,6 +31,9 @@ type Server struct {
 	LogLevel         string
 	MetricsToken     string
 	JobInterval      int
+	// CommandRedeliver is the seconds after which a command handed out
+	// but never acknowledged by its agent is offered again.
+	CommandRedeliver int
 	ShowVersion      bool
 }
 
@@ -61,6 +64,7 @@ func LoadServer(args []string, getenv func(string) string, out io.Writer) (Serve
 		{"log-level", "info", "debug, info, warn or error", &c.LogLevel, nil},
 		{"metrics-token", "", "when set, /metrics needs it as a bearer token", &c.MetricsToken, nil},
 		{"job-interval", "15", "seconds between runs of the background jobs (command expiry and timeouts)", nil, &c.JobInterval},
+		{"command-redeliver-seconds", "60", "seconds after which a command handed out but not acknowledged by its agent is offered again", nil, &c.CommandRedeliver},
 	}
 	fs := flag.NewFlagSet("redflag-server", flag.ContinueOnError)
 	fs.SetOutput(out)
@@ -128,6 +132,9 @@ func (c *Server) normalise() error {
 	}
 	if c.JobInterval < 1 || c.JobInterval > 3600 {
 		return errors.New("REDFLAG_JOB_INTERVAL must be from 1 to 3600 seconds")
+	}
+	if c.CommandRedeliver < 1 || c.CommandRedeliver > 3600 {
+		return errors.New("REDFLAG_COMMAND_REDELIVER_SECONDS must be from 1 to 3600 seconds")
 	}
 	if c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
 		return errors.New("REDFLAG_PUBLIC_URL must start with http:// or https://")

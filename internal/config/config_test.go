@@ -41,6 +41,18 @@ func TestLoadServer(t *testing.T) {
 		{name: "tls half", args: []string{"--tls-cert", "c.pem"}, wantErr: "both"},
 		{name: "bad public url", env: map[string]string{"REDFLAG_PUBLIC_URL": "ftp://x"}, wantErr: "http"},
 		{name: "stray arg", args: []string{"serve"}, wantErr: "unexpected"},
+		{name: "redeliver default", check: func(t *testing.T, c Server) {
+			if c.CommandRedeliver != 60 {
+				t.Fatalf("command redeliver = %d, want 60", c.CommandRedeliver)
+			}
+		}},
+		{name: "redeliver env", env: map[string]string{"REDFLAG_COMMAND_REDELIVER_SECONDS": "5"}, check: func(t *testing.T, c Server) {
+			if c.CommandRedeliver != 5 {
+				t.Fatalf("command redeliver = %d, want 5", c.CommandRedeliver)
+			}
+		}},
+		{name: "redeliver zero", env: map[string]string{"REDFLAG_COMMAND_REDELIVER_SECONDS": "0"}, wantErr: "REDFLAG_COMMAND_REDELIVER_SECONDS"},
+		{name: "redeliver too long", args: []string{"--command-redeliver-seconds=3601"}, wantErr: "1 to 3600"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -164,6 +164,7 @@ type vagent struct {
 	refresh   string
 	keys      map[string]ed25519.PublicKey
 	pending   []pendingResult
+	acks      []string // received command ids not yet acknowledged by a successful check-in
 	failures  int
 	notBefore time.Time
 	lastOK    time.Time
@@ -543,8 +544,9 @@ func (s *Sim) turn(ctx context.Context, a *vagent, st *workerStats) bool {
 	if !s.flush(ctx, a, st) {
 		return false
 	}
+	acks := a.acks[:min(len(a.acks), protocol.MaxAcksPerCheckIn)]
 	t0 := time.Now()
-	res, err := a.c.CheckIn(ctx, s.cfg.Wait)
+	res, err := a.c.CheckInAck(ctx, s.cfg.Wait, acks)
 	lat := time.Since(t0)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -558,6 +560,7 @@ func (s *Sim) turn(ctx context.Context, a *vagent, st *workerStats) bool {
 	st.ok++
 	st.lat = append(st.lat, lat)
 	a.failures, a.lastOK = 0, time.Now()
+	a.acks = a.acks[len(acks):]
 	for _, cmd := range res.Commands {
 		s.handle(a, cmd, st)
 	}
@@ -592,7 +595,12 @@ func (s *Sim) failedRequest(ctx context.Context, a *vagent, err error, st *worke
 }
 
 // handle records a delivered command, verifies it and queues its result.
+// Like redflag-agent, it acknowledges every command id it receives (a
+// redelivery too) on its next check-in.
 func (s *Sim) handle(a *vagent, cmd protocol.SignedCommand, st *workerStats) {
+	if protocol.ValidCommandID(cmd.ID) && !slices.Contains(a.acks, cmd.ID) {
+		a.acks = append(a.acks, cmd.ID)
+	}
 	s.mu.Lock()
 	s.delivered[cmd.ID]++
 	n := s.delivered[cmd.ID]

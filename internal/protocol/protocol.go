@@ -136,3 +136,20 @@ type Info struct {
 	SchemaVersion   int64  `json:"schema_version"`
 	MinAgentVersion string `json:"min_agent_version"`
 }
+
+// QueryAck is the check-in's query parameter carrying acknowledgements:
+// the ids of commands the agent received in earlier check-in answers,
+// comma-separated, at most MaxAcksPerCheckIn of them. A command that is
+// acknowledged is never handed out again; one sent but never acknowledged
+// is offered again after the server's redelivery delay.
+const QueryAck = "ack"
+
+// MaxAcksPerCheckIn bounds the ids of one check-in's ack parameter; an
+// agent with more sends the rest on its next check-ins.
+const MaxAcksPerCheckIn = 100
+
+var commandIDRe = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// ValidCommandID reports whether s is a command id as the server makes
+// them: a UUID in its canonical 36-character text form.
+func ValidCommandID(s string) bool { return commandIDRe.MatchString(s) }

@@ -65,7 +65,8 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, err
 	if created {
 		log.Info("generated a new command-signing key", "key_id", key.ID)
 	}
-	st, err := store.Open(ctx, cfg.DatabaseURL, store.Options{Logger: log})
+	st, err := store.Open(ctx, cfg.DatabaseURL, store.Options{Logger: log,
+		CommandRedeliver: time.Duration(cfg.CommandRedeliver) * time.Second})
 	if err != nil {
 		return nil, err
 	}

@@ -202,6 +202,9 @@ type AgentAuth struct {
 	AgentVersion string
 	LastSeenAt   time.Time // zero when never seen
 	HasPending   bool      // a pending command is waiting
+	// HasUnacked: a command was handed out and its agent has not
+	// acknowledged it yet, so it may be due for redelivery.
+	HasUnacked bool
 }
 
 // AgentAuthByID reads the binding of one agent.
@@ -209,9 +212,10 @@ func (s *Store) AgentAuthByID(ctx context.Context, id string) (AgentAuth, error)
 	var a AgentAuth
 	var seen sql.NullTime
 	err := s.r.QueryRowContext(ctx, `SELECT a.id, a.machine_id, a.token_generation, a.check_in_interval_seconds, a.agent_version,
-			a.last_seen_at, EXISTS (SELECT 1 FROM commands c WHERE c.agent_id = a.id AND c.status = 'pending')
+			a.last_seen_at, EXISTS (SELECT 1 FROM commands c WHERE c.agent_id = a.id AND c.status = 'pending'),
+			EXISTS (SELECT 1 FROM commands c WHERE c.agent_id = a.id AND c.status = 'sent' AND c.acked_at IS NULL)
 		FROM agents a WHERE a.id = $1`, id).
-		Scan(&a.ID, &a.MachineID, &a.TokenGeneration, &a.CheckInIntervalSeconds, &a.AgentVersion, &seen, &a.HasPending)
+		Scan(&a.ID, &a.MachineID, &a.TokenGeneration, &a.CheckInIntervalSeconds, &a.AgentVersion, &seen, &a.HasPending, &a.HasUnacked)
 	if seen.Valid {
 		a.LastSeenAt = seen.Time.UTC()
 	}
@@ -228,37 +232,70 @@ func (s *Store) AgentAuthByID(ctx context.Context, id string) (AgentAuth, error)
 // transaction, so each command is handed out once. interval is the agent's
 // check-in interval as read by AgentAuthByID on the same request.
 func (s *Store) CheckIn(ctx context.Context, agentID, agentVersion string, interval int, now time.Time) (cmds []Command, err error) {
-	return s.checkIn(ctx, agentID, agentVersion, interval, now, true)
+	return s.checkIn(ctx, agentID, agentVersion, interval, now, true, nil)
 }
+
+// DefaultCommandRedeliver is how long a command handed out but never
+// acknowledged waits before a check-in offers it again (Options.CommandRedeliver).
+const DefaultCommandRedeliver = 60 * time.Second
 
 // SeenCoalesce is how long a recorded check-in stays fresh: a check-in
 // within it of the last recorded one does not rewrite last_seen_at (status
 // is judged in minutes, and the write is the check-in's main cost).
 const SeenCoalesce = 30 * time.Second
 
-// CheckInAgent is the check-in's hot path, given the row AgentAuthByID read
-// for this request: with nothing pending and a fresh last_seen_at it writes
-// nothing; otherwise one write transaction records the check-in and/or
-// claims the due commands.
+// CheckInAgent is CheckInAgentAck without acknowledgements.
 func (s *Store) CheckInAgent(ctx context.Context, a AgentAuth, agentVersion string, now time.Time) ([]Command, error) {
+	return s.CheckInAgentAck(ctx, a, agentVersion, nil, now)
+}
+
+// CheckInAgentAck is the check-in's hot path, given the row AgentAuthByID
+// read for this request and the command ids the agent acknowledges (at most
+// a few hundred, validated by the caller): with nothing due, nothing to
+// acknowledge and a fresh last_seen_at it writes nothing; otherwise one
+// write transaction records the check-in, the acknowledgements and/or
+// claims the due commands.
+func (s *Store) CheckInAgentAck(ctx context.Context, a AgentAuth, agentVersion string, acks []string, now time.Time) ([]Command, error) {
 	now = T(now)
-	touch := a.LastSeenAt.IsZero() || now.Sub(a.LastSeenAt) >= SeenCoalesce || (agentVersion != "" && agentVersion != a.AgentVersion)
+	touch := a.LastSeenAt.IsZero() || now.Sub(a.LastSeenAt) >= SeenCoalesce || (agentVersion != "" && agentVersion != a.AgentVersion) ||
+		len(acks) > 0
+	claim := a.HasPending || a.HasUnacked
 	switch {
 	case touch:
-		return s.checkIn(ctx, a.ID, agentVersion, a.CheckInIntervalSeconds, now, a.HasPending)
-	case a.HasPending:
+		return s.checkIn(ctx, a.ID, agentVersion, a.CheckInIntervalSeconds, now, claim, acks)
+	case claim:
 		return s.ClaimPending(ctx, a.ID, now)
 	}
 	return []Command{}, nil
 }
 
-func (s *Store) checkIn(ctx context.Context, agentID, agentVersion string, interval int, now time.Time, claim bool) (cmds []Command, err error) {
+// ackCommands records that the agent received the commands ids (its own
+// only; an id already acknowledged keeps its first time).
+func ackCommands(ctx context.Context, tx *sql.Tx, agentID string, ids []string, now time.Time) error {
+	for start := 0; start < len(ids); start += chunk {
+		part := ids[start:min(start+chunk, len(ids))]
+		args := make([]any, 0, len(part)+2)
+		args = append(args, now, agentID)
+		ph := make([]string, len(part))
+		for i, id := range part {
+			args = append(args, id)
+			ph[i] = fmt.Sprintf("$%d", i+3)
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE commands SET acked_at = $1 WHERE agent_id = $2 AND acked_at IS NULL AND id IN ("+
+			strings.Join(ph, ",")+")", args...); err != nil {
+			return fmt.Errorf("recording acknowledgements: %w", err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) checkIn(ctx context.Context, agentID, agentVersion string, interval int, now time.Time, claim bool, acks []string) (cmds []Command, err error) {
 	now = T(now)
 	cmds = []Command{}
 	const touch = `UPDATE agents SET last_seen_at = $1, offline_after = $2,
 			agent_version = CASE WHEN $3 = '' THEN agent_version ELSE $3 END
 		WHERE id = $4`
-	if !claim {
+	if !claim && len(acks) == 0 {
 		// One statement in autocommit: no BEGIN/COMMIT round trips.
 		release, err := s.acquireWriter(ctx)
 		if err != nil {
@@ -282,7 +319,15 @@ func (s *Store) checkIn(ctx context.Context, agentID, agentVersion string, inter
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrNotFound
 		}
-		cmds, err = claimCommands(ctx, tx, agentID, now)
+		if len(acks) > 0 {
+			if err := ackCommands(ctx, tx, agentID, acks, now); err != nil {
+				return err
+			}
+		}
+		if !claim {
+			return nil
+		}
+		cmds, err = claimCommands(ctx, tx, agentID, now, s.redeliver)
 		return err
 	})
 	return cmds, err
@@ -492,11 +537,17 @@ type Command struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-func claimCommands(ctx context.Context, tx *sql.Tx, agentID string, now time.Time) ([]Command, error) {
+// claimCommands hands out the agent's due commands in one statement: the
+// pending ones, and those handed out at least redeliver ago that the agent
+// never acknowledged (the answer that carried them may never have arrived).
+// Each is re-stamped sent_at = now, so concurrent claims see it as
+// just sent and exactly one of them returns it.
+func claimCommands(ctx context.Context, tx *sql.Tx, agentID string, now time.Time, redeliver time.Duration) ([]Command, error) {
 	rows, err := tx.QueryContext(ctx, `UPDATE commands SET status = 'sent', sent_at = $1
-		WHERE agent_id = $2 AND status = 'pending' AND expires_at > $3
+		WHERE agent_id = $2 AND status IN ('pending', 'sent') AND expires_at > $3
+			AND (status = 'pending' OR (acked_at IS NULL AND sent_at <= $4))
 		RETURNING id, agent_id, type, params, status, key_id, signature, issued_at, expires_at, created_at`,
-		now, agentID, now.Unix())
+		now, agentID, now.Unix(), T(now.Add(-redeliver)))
 	if err != nil {
 		return nil, fmt.Errorf("claiming commands: %w", err)
 	}

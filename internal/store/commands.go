@@ -30,21 +30,23 @@ func (e *UnknownAgentsError) Unwrap() error { return ErrUnknownAgents }
 // user API shows it.
 type CommandRecord struct {
 	Command
-	CreatedBy  string          `json:"created_by"`
-	SentAt     *time.Time      `json:"sent_at"`
+	CreatedBy string     `json:"created_by"`
+	SentAt    *time.Time `json:"sent_at"`
+	// AckedAt is when the agent acknowledged receiving the command.
+	AckedAt    *time.Time      `json:"acked_at"`
 	FinishedAt *time.Time      `json:"finished_at"`
 	Result     json.RawMessage `json:"result,omitempty"`
 }
 
-const commandCols = "id, agent_id, type, params, status, key_id, signature, issued_at, expires_at, created_at, created_by, sent_at, finished_at, result"
+const commandCols = "id, agent_id, type, params, status, key_id, signature, issued_at, expires_at, created_at, created_by, sent_at, finished_at, result, acked_at"
 
 func scanCommandRecord(sc interface{ Scan(...any) error }) (CommandRecord, error) {
 	var c CommandRecord
-	var sent, fin sql.NullTime
+	var sent, fin, acked sql.NullTime
 	var res sql.NullString
 	err := sc.Scan(&c.ID, &c.AgentID, &c.Type, &c.Params, &c.Status, &c.KeyID, &c.Signature, &c.IssuedAt, &c.ExpiresAt,
-		&c.CreatedAt, &c.CreatedBy, &sent, &fin, &res)
-	c.CreatedAt, c.SentAt, c.FinishedAt = c.CreatedAt.UTC(), timePtr(sent), timePtr(fin)
+		&c.CreatedAt, &c.CreatedBy, &sent, &fin, &res, &acked)
+	c.CreatedAt, c.SentAt, c.FinishedAt, c.AckedAt = c.CreatedAt.UTC(), timePtr(sent), timePtr(fin), timePtr(acked)
 	if res.Valid {
 		c.Result = json.RawMessage(res.String)
 	}
@@ -347,12 +349,13 @@ func (s *Store) HasPending(ctx context.Context, agentID string) (bool, error) {
 }
 
 // ClaimPending hands out the agent's due commands (marks them sent) in one
-// transaction; each command is claimed by exactly one caller.
+// transaction: the pending ones and those sent but never acknowledged for
+// the redelivery delay; each hand-out goes to exactly one caller.
 func (s *Store) ClaimPending(ctx context.Context, agentID string, now time.Time) ([]Command, error) {
 	var cmds []Command
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		cmds, err = claimCommands(ctx, tx, agentID, T(now))
+		cmds, err = claimCommands(ctx, tx, agentID, T(now), s.redeliver)
 		return err
 	})
 	return cmds, err

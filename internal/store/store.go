@@ -54,6 +54,7 @@ type Store struct {
 	writeGate     chan struct{} // SQLite only: see acquireWriter
 	dialect       Dialect
 	schemaVersion int64
+	redeliver     time.Duration // see Options.CommandRedeliver
 }
 
 // Options tune Open.
@@ -61,6 +62,10 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxOpenConns for PostgreSQL (default 20) and the SQLite read pool (default 4).
 	MaxOpenConns int
+	// CommandRedeliver is how long a command handed out but never
+	// acknowledged by its agent waits before a check-in offers it again
+	// (default DefaultCommandRedeliver).
+	CommandRedeliver time.Duration
 	// migrations, when set, replaces the embedded migrations of the
 	// dialect; only tests set it (see export_test.go).
 	migrations fs.FS
@@ -75,6 +80,10 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Store, error) {
 	s, err := connect(ctx, rawURL, opt)
 	if err != nil {
 		return nil, err
+	}
+	s.redeliver = opt.CommandRedeliver
+	if s.redeliver <= 0 {
+		s.redeliver = DefaultCommandRedeliver
 	}
 	if err := s.migrate(ctx, opt.Logger, opt.migrations); err != nil {
 		s.Close()
