@@ -161,16 +161,7 @@ func (a *API) getAgent(w http.ResponseWriter, r *http.Request, p auth.Principal)
 }
 
 func (a *API) deleteAgent(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-	id, e := pathID(r)
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	if err := a.d.Store.DeleteAgent(r.Context(), id, p.Audit("agent.delete", "agent", id, clientIP(r))); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	a.actOnID(w, r, p, "agent.delete", "agent", a.d.Store.DeleteAgent)
 }
 
 type rebindRequest struct {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"net/http"
 	"strconv"
@@ -159,16 +160,9 @@ func validateAPIToken(req apiTokenRequest) *apiError {
 }
 
 func (a *API) deleteAPIToken(w http.ResponseWriter, r *http.Request, p auth.Principal) {
-	id, e := pathID(r)
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	if err := a.d.Store.RevokeUserToken(r.Context(), p.User.ID, id, a.d.Now(), p.Audit("api_token.revoke", "api_token", id, clientIP(r))); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	a.actOnID(w, r, p, "api_token.revoke", "api_token", func(ctx context.Context, id string, audit *store.Audit) error {
+		return a.d.Store.RevokeUserToken(ctx, p.User.ID, id, a.d.Now(), audit)
+	})
 }
 
 type registrationTokenRequest struct {
@@ -260,12 +254,19 @@ func (a *API) revokeRegistrationToken(w http.ResponseWriter, r *http.Request, p 
 }
 
 func (a *API) deleteRegistrationToken(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	a.actOnID(w, r, p, "registration_token.delete", "registration_token", a.d.Store.DeleteRegistrationToken)
+}
+
+// actOnID is the shape of every audited action on one resource that answers
+// 204: read the {id}, run op with the audit row, answer.
+func (a *API) actOnID(w http.ResponseWriter, r *http.Request, p auth.Principal, action, targetType string,
+	op func(ctx context.Context, id string, audit *store.Audit) error) {
 	id, e := pathID(r)
 	if e != nil {
 		writeError(w, e)
 		return
 	}
-	if err := a.d.Store.DeleteRegistrationToken(r.Context(), id, p.Audit("registration_token.delete", "registration_token", id, clientIP(r))); err != nil {
+	if err := op(r.Context(), id, p.Audit(action, targetType, id, clientIP(r))); err != nil {
 		a.fail(w, r, err)
 		return
 	}
