@@ -69,8 +69,8 @@ const (
 	// command never acknowledged is at worst offered again and then
 	// refused as a replay).
 	maxPendingAcks = 10000
-	resultsDir   = "results"
-	rejectedDir  = "rejected"
+	resultsDir     = "results"
+	rejectedDir    = "rejected"
 )
 
 // OpenState opens (creating, mode 0700) the state directory, loads the

@@ -116,7 +116,7 @@ func killMidRun(t *testing.T, e storetest.Engine) {
 	const agents, concurrency = 40, 8
 	// A test-sized redelivery delay, so that commands cut off by the kill
 	// are offered again within the run.
-	ts := testserver.Start(t, e, quiet, func(c *config.Server) { c.CommandRedeliver = 3600 })
+	ts := testserver.Start(t, e, quiet, func(c *config.Server) { c.CommandRedeliver = 1 })
 	admin := ts.Login(t)
 	reg, _ := ts.RegistrationToken(t, admin, agents)
 	sim, err := fleetsim.New(fleetsim.Config{ServerURL: ts.URL, RegistrationToken: reg, Agents: agents, Rate: 400,
