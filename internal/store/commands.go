@@ -57,6 +57,18 @@ func scanCommandRecord(sc interface{ Scan(...any) error }) (CommandRecord, error
 // parameters at 32766).
 const chunk = 500
 
+// insertChunk is the rows per multi-row INSERT. The SQLite driver resolves
+// each numbered parameter by name, which costs time quadratic in the
+// parameters of one statement: 50 rows (500 parameters) keeps a 10,000-agent
+// bulk queue well inside its budget, while PostgreSQL prefers fewer, larger
+// round trips.
+func (s *Store) insertChunk() int {
+	if s.dialect == SQLite {
+		return 50
+	}
+	return chunk
+}
+
 // CreateCommands stores already-signed commands (one per agent) in one
 // transaction. Where the agent already has a pending command of the same
 // type, that one is returned instead (enforced by a unique partial index,
@@ -71,8 +83,9 @@ func (s *Store) CreateCommands(ctx context.Context, cmds []CommandRecord, a *Aud
 			return err
 		}
 		inserted := map[string]bool{}
-		for start := 0; start < len(cmds); start += chunk {
-			part := cmds[start:min(start+chunk, len(cmds))]
+		step := s.insertChunk()
+		for start := 0; start < len(cmds); start += step {
+			part := cmds[start:min(start+step, len(cmds))]
 			var sb strings.Builder
 			args := make([]any, 0, len(part)*12)
 			sb.WriteString("INSERT INTO commands (id, agent_id, type, params, status, key_id, signature, issued_at, expires_at, created_by, created_at) VALUES ")
