@@ -1,0 +1,11 @@
+//go:build !windows
+
+package scanner
+
+import "time"
+
+var passEnv = []string{"PATH", "HOME", "USER", "TMPDIR", "XDG_RUNTIME_DIR", "DOCKER_HOST", "DOCKER_CONFIG"}
+
+// waitDelay is how long Run waits for output pipes after the process was
+// killed (a child that inherited them may keep them open).
+const waitDelay = 5 * time.Second
