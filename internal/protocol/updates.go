@@ -1,6 +1,10 @@
 package protocol
 
-import "time"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+)
 
 // Package types (SPEC §7).
 const (
@@ -61,6 +65,17 @@ type UpdateReport struct {
 	Updates       []Update    `json:"updates,omitempty"`
 	Errors        []ScanError `json:"errors,omitempty"`
 	UnchangedHash string      `json:"unchanged_hash,omitempty"`
+	// IntervalSeconds is how often the agent runs this scanner, so the
+	// server can tell a stale scan (older than twice the interval) from a
+	// current one. An addition to SPEC §4; zero means "not said".
+	IntervalSeconds int `json:"interval_seconds,omitempty"`
+}
+
+// UpdatesHash is the unchanged_hash of a full report: SHA-256 hex of the
+// exact bytes of its "updates" value as sent.
+func UpdatesHash(updatesJSON []byte) string {
+	sum := sha256.Sum256(updatesJSON)
+	return hex.EncodeToString(sum[:])
 }
 
 // UpdateReportResponse is the 200 body of an accepted report: Hash is the
