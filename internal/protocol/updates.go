@@ -58,11 +58,13 @@ type ScanError struct {
 }
 
 // UpdateReport is the body of POST /api/v1/agents/{id}/reports/updates.
-// Either Updates (a full report, possibly empty) or UnchangedHash is set.
+// A full report has an "updates" array (possibly empty, never null) and no
+// unchanged_hash; a hash-only report has unchanged_hash and "updates" null
+// or absent.
 type UpdateReport struct {
 	Scanner       string      `json:"scanner"`
 	ScannedAt     time.Time   `json:"scanned_at"`
-	Updates       []Update    `json:"updates,omitempty"`
+	Updates       []Update    `json:"updates"`
 	Errors        []ScanError `json:"errors,omitempty"`
 	UnchangedHash string      `json:"unchanged_hash,omitempty"`
 	// IntervalSeconds is how often the agent runs this scanner, so the
