@@ -25,6 +25,7 @@ const usage = `usage: redflag-agent <command> [flags]
 commands:
   register   enrol this machine: register --server URL --token TOKEN
   run        the service loop: check in, run signed commands, report back
+  scan       list this machine's pending updates, without a server: scan [--format json|table] [--scanner apt,dnf]
   version    print the version, commit and build date
 
 Every command takes --config PATH and --state-dir PATH (defaults: %s and %s).
@@ -49,7 +50,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRegister(args[1:], stdout, stderr)
 	case "run":
 		return cmdRun(args[1:], stderr)
-	case "scan", "install-service", "uninstall-service":
+	case "scan":
+		return cmdScan(args[1:], stdout, stderr)
+	case "install-service", "uninstall-service":
 		fmt.Fprintf(stderr, "redflag-agent: %s is not available in this build yet.\n", args[0])
 		return 2
 	default:
@@ -166,8 +169,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return 1
 	}
 	defer st.Close()
+	updates := agent.NewUpdates(newScannerSet(cfg.Scanners), cfg.Scanners, st, log)
 	a, err := agent.New(agent.Options{ConfigPath: c.config, Config: cfg, State: st, MachineID: mid, Logger: log,
-		Inventory: agent.CollectInventory, Reboot: agent.SystemReboot})
+		Inventory: agent.CollectInventory, Reboot: agent.SystemReboot, Updates: updates})
 	if err != nil {
 		log.Error("cannot start", "error", err)
 		return 1

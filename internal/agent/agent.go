@@ -70,6 +70,11 @@ type Options struct {
 	// them those commands fail honestly.
 	Scanner   Scanner
 	Installer Installer
+	// Updates, when set, is the real update manager: it serves
+	// scan_updates, install_updates and confirm_dependencies (unless
+	// Scanner or Installer are given) and scans on its schedule while Run
+	// runs.
+	Updates *Updates
 	// Handlers adds or replaces handlers by command type.
 	Handlers map[string]Handler
 
@@ -96,6 +101,7 @@ type Agent struct {
 	reboot     RebootFunc
 	scanner    Scanner
 	installer  Installer
+	updates    *Updates
 	handlers   map[string]Handler
 	grace      time.Duration
 	cmdTimeout time.Duration
@@ -138,7 +144,7 @@ func New(o Options) (*Agent, error) {
 	}
 	a := &Agent{cfgPath: o.ConfigPath, cfg: o.Config.clone(), state: o.State, api: o.Client, log: o.Logger,
 		version: o.Version, now: o.Now, sleep: o.Sleep, rand: o.Rand, inventory: o.Inventory, reboot: o.Reboot,
-		scanner: o.Scanner, installer: o.Installer, grace: o.ShutdownGrace, cmdTimeout: o.CommandTimeout,
+		scanner: o.Scanner, installer: o.Installer, updates: o.Updates, grace: o.ShutdownGrace, cmdTimeout: o.CommandTimeout,
 		retention: o.ExecutedRetention}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -181,6 +187,15 @@ func New(o Options) (*Agent, error) {
 	a.api.SetCredentials(a.cfg.AgentID, a.cfg.Token)
 	if a.cfg.TokenExpiresAt.IsZero() {
 		a.cfg.TokenExpiresAt = tokenExpiry(a.cfg.Token, a.now())
+	}
+	if a.updates != nil {
+		a.updates.api, a.updates.now = a.api, a.now
+		if a.scanner == nil {
+			a.scanner = a.updates
+		}
+		if a.installer == nil {
+			a.installer = a.updates
+		}
 	}
 	a.longPoll = a.cfg.LongPoll()
 	a.handlers = a.defaultHandlers()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -61,6 +62,8 @@ type Config struct {
 	// LongPollSeconds is the check-in's ?wait= (default 30, at most 60);
 	// 0 turns long-polling off (plain polling at the interval).
 	LongPollSeconds *int `json:"long_poll_seconds,omitempty"`
+	// Scanners configures update scanning (all optional).
+	Scanners *ScanConfig `json:"scanners,omitempty"`
 
 	// unknown lists top-level keys this version does not know; they are
 	// ignored (a config written by a newer agent must still load after a
@@ -139,6 +142,12 @@ func (c *Config) clone() *Config {
 		v := *c.LongPollSeconds
 		cp.LongPollSeconds = &v
 	}
+	if c.Scanners != nil {
+		sc := *c.Scanners
+		sc.Enabled = slices.Clone(c.Scanners.Enabled)
+		sc.Intervals = maps.Clone(c.Scanners.Intervals)
+		cp.Scanners = &sc
+	}
 	return &cp
 }
 
@@ -194,7 +203,7 @@ func (c *Config) Validate() error {
 	if c.LongPollSeconds != nil && (*c.LongPollSeconds < 0 || *c.LongPollSeconds > client.MaxLongPollWait) {
 		return fmt.Errorf("long_poll_seconds must be between 0 (off) and %d", client.MaxLongPollWait)
 	}
-	return nil
+	return c.Scanners.Validate()
 }
 
 func (k PinnedKey) validate() error {
@@ -288,7 +297,7 @@ func ParseConfig(b []byte) (*Config, error) {
 func knownConfigFields() map[string]bool {
 	return map[string]bool{"server_url": true, "agent_id": true, "token": true, "refresh_token": true,
 		"token_expires_at": true, "machine_id": true, "pinned_keys": true, "check_in_interval_seconds": true,
-		"poll_interval_seconds": true, "backoff_min_seconds": true, "backoff_max_seconds": true, "long_poll_seconds": true}
+		"poll_interval_seconds": true, "backoff_min_seconds": true, "backoff_max_seconds": true, "long_poll_seconds": true, "scanners": true}
 }
 
 // SaveConfig validates c and writes it atomically to path with mode 0600

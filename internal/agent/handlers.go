@@ -114,7 +114,7 @@ func (a *Agent) defaultHandlers() map[string]Handler {
 		protocol.CmdRotateKey:           HandlerFunc(a.handleRotateKey),
 		protocol.CmdScanUpdates:         HandlerFunc(a.handleScanUpdates),
 		protocol.CmdInstallUpdates:      HandlerFunc(a.handleInstallUpdates),
-		protocol.CmdConfirmDependencies: HandlerFunc(notYet),
+		protocol.CmdConfirmDependencies: HandlerFunc(a.handleConfirmDependencies),
 		protocol.CmdRollbackUpdate:      HandlerFunc(notYet),
 		protocol.CmdUpdateAgent:         HandlerFunc(notYet),
 	}
@@ -268,6 +268,17 @@ func (a *Agent) handleInstallUpdates(ctx context.Context, cmd Command) Outcome {
 		return Failed("no installer available in this agent build")
 	}
 	o, err := a.installer.InstallUpdates(ctx, cmd.Params)
+	if err != nil {
+		return Failed("installing updates failed: %v", err)
+	}
+	return o
+}
+
+func (a *Agent) handleConfirmDependencies(ctx context.Context, cmd Command) Outcome {
+	if a.updates == nil {
+		return Failed("no installer available in this agent build")
+	}
+	o, err := a.updates.ConfirmDependencies(ctx, cmd.Params)
 	if err != nil {
 		return Failed("installing updates failed: %v", err)
 	}

@@ -47,6 +47,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent started", "version", a.version, "config", cfg, "state_dir", a.state.Dir(),
 		"long_poll_seconds", a.longPoll, "pending_results", a.state.PendingCount(), "pending_acks", a.state.AckCount(), "executed_ids", a.state.ExecutedCount())
 	a.lastPrune = a.now()
+	if a.updates != nil {
+		sctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			a.updates.RunSchedule(sctx, a.sleep)
+		}()
+		// A scan cut off by the stop is simply not reported; wait for it
+		// so no package manager is left running behind the agent.
+		defer func() { cancel(); <-done }()
+	}
 
 	nextCheckIn := a.now()
 	for {

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -118,4 +119,64 @@ func (c *Client) SendSystemReport(ctx context.Context, rep protocol.SystemReport
 	}
 	return c.do(ctx, request{method: http.MethodPost, path: "/api/v1/agents/" + url.PathEscape(id) + "/reports/system",
 		bearer: token, machine: true, body: rep, want: http.StatusNoContent})
+}
+
+// ErrReportHashUnknown means the server does not know the unchanged_hash
+// of a hash-only report (409 report_hash_unknown): send the full report.
+var ErrReportHashUnknown = errors.New("the server asks for the full update report")
+
+// updateReportBody carries the updates as raw JSON so that the hash the
+// agent computes covers exactly the bytes the server receives.
+type updateReportBody struct {
+	Scanner         string               `json:"scanner"`
+	ScannedAt       time.Time            `json:"scanned_at"`
+	Updates         json.RawMessage      `json:"updates,omitempty"`
+	Errors          []protocol.ScanError `json:"errors,omitempty"`
+	UnchangedHash   string               `json:"unchanged_hash,omitempty"`
+	IntervalSeconds int                  `json:"interval_seconds,omitempty"`
+}
+
+// EncodeUpdates returns the report encoding of updates (never null: an
+// empty list is []) and its SPEC §4 hash.
+func EncodeUpdates(updates []protocol.Update) (json.RawMessage, string, error) {
+	if updates == nil {
+		updates = []protocol.Update{}
+	}
+	b, err := json.Marshal(updates)
+	if err != nil {
+		return nil, "", fmt.Errorf("encoding the update report: %w", err)
+	}
+	return b, protocol.UpdatesHash(b), nil
+}
+
+// SendUpdateReport sends a full scan report of one scanner
+// (POST /api/v1/agents/{id}/reports/updates). updates is the output of
+// EncodeUpdates; for a failed scan it is nil and errs says why.
+func (c *Client) SendUpdateReport(ctx context.Context, scannerName string, scannedAt time.Time, updates json.RawMessage,
+	errs []protocol.ScanError, interval time.Duration) error {
+	return c.sendReport(ctx, updateReportBody{Scanner: scannerName, ScannedAt: scannedAt.UTC(), Updates: updates,
+		Errors: errs, IntervalSeconds: int(interval / time.Second)})
+}
+
+// SendUnchangedReport sends a hash-only report: the scan found exactly
+// what the last accepted report said. An error wrapping
+// ErrReportHashUnknown asks for the full report.
+func (c *Client) SendUnchangedReport(ctx context.Context, scannerName string, scannedAt time.Time, hash string, interval time.Duration) error {
+	err := c.sendReport(ctx, updateReportBody{Scanner: scannerName, ScannedAt: scannedAt.UTC(), UnchangedHash: hash,
+		IntervalSeconds: int(interval / time.Second)})
+	var ae *APIError
+	if errors.As(err, &ae) && ae.StatusCode == http.StatusConflict && ae.Code == "report_hash_unknown" {
+		return fmt.Errorf("%w: %w", ErrReportHashUnknown, err)
+	}
+	return err
+}
+
+func (c *Client) sendReport(ctx context.Context, body updateReportBody) error {
+	id, token, err := c.credentials()
+	if err != nil {
+		return err
+	}
+	var out protocol.UpdateReportResponse
+	return c.do(ctx, request{method: http.MethodPost, path: "/api/v1/agents/" + url.PathEscape(id) + "/reports/updates",
+		bearer: token, machine: true, body: body, want: http.StatusOK, out: &out, timeout: 2 * time.Minute})
 }

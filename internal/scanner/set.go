@@ -58,6 +58,11 @@ func (s *Set) Names() []string {
 	return out
 }
 
+// Has reports whether the set has the named scanner.
+func (s *Set) Has(name string) bool {
+	return slices.ContainsFunc(s.scanners, func(sc Scanner) bool { return sc.Name() == name })
+}
+
 // Breaker returns the named scanner's breaker (nil if unknown).
 func (s *Set) Breaker(name string) *Breaker { return s.breakers[name] }
 
@@ -87,12 +92,13 @@ func (s *Set) ScanOne(ctx context.Context, name string) Outcome {
 	start := time.Now()
 	sctx, cancel := context.WithTimeout(ctx, s.timeout)
 	ups, err := sc.Scan(sctx)
+	timedOut := errors.Is(sctx.Err(), context.DeadlineExceeded)
 	cancel()
 	if err != nil && errors.Is(err, ErrUnavailable) {
 		b.Done(nil)
 		return Outcome{Scanner: name, Skipped: true, Took: time.Since(start)}
 	}
-	if err != nil && ctx.Err() == nil && sctx.Err() != nil {
+	if err != nil && ctx.Err() == nil && timedOut {
 		err = fmt.Errorf("%s scan timed out after %s: %w", name, s.timeout, err)
 	}
 	// A cancelled parent (agent stopping) says nothing about the tool.
