@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,6 +10,12 @@ import (
 
 func TestSubcommands(t *testing.T) {
 	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "bad.json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "badscan.json"), []byte(`{"scanners":{"enabled":["nix"]}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		args     []string
 		code     int
@@ -20,7 +27,11 @@ func TestSubcommands(t *testing.T) {
 		{[]string{"help"}, 0, "register", ""},
 		{nil, 2, "", "usage"},
 		{[]string{"frobnicate"}, 2, "", `"frobnicate" is not a command`},
-		{[]string{"scan"}, 2, "", "not available in this build yet"},
+		{[]string{"scan", "--format", "xml"}, 2, "", "use json or table"},
+		{[]string{"scan", "--scanner", "apt,rpm"}, 2, "", `unknown scanner "rpm"`},
+		{[]string{"scan", "--config", filepath.Join(dir, "bad.json")}, 1, "", "not valid JSON"},
+		{[]string{"scan", "--config", filepath.Join(dir, "badscan.json")}, 1, "", `unknown scanner "nix"`},
+		{[]string{"scan", "--config", filepath.Join(dir, "none.json"), "--format", "json", "--scanner", "snap"}, 0, `"updates": [`, ""},
 		{[]string{"install-service"}, 2, "", "not available in this build yet"},
 		{[]string{"uninstall-service"}, 2, "", "not available in this build yet"},
 		{[]string{"register", "--server", "https://x"}, 2, "", "--server and --token are required"},

@@ -61,6 +61,7 @@ func cmdScan(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	set := newScannerSet(cfg)
+	names = slices.DeleteFunc(names, func(n string) bool { return !set.Has(n) })
 	res := protocol.ScanResult{Updates: []protocol.Update{}, Errors: []protocol.ScanError{}}
 	var ran []string
 	for _, o := range set.Scan(ctx, names) {
