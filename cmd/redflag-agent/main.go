@@ -26,6 +26,8 @@ commands:
   register   enrol this machine: register --server URL --token TOKEN
   run        the service loop: check in, run signed commands, report back
   scan       list this machine's pending updates, without a server: scan [--format json|table] [--scanner apt,dnf]
+  install-service    run the agent as a service (systemd, Windows service, launchd) and start it; needs root
+  uninstall-service  stop the service and remove it (the config and state stay)
   version    print the version, commit and build date
 
 Every command takes --config PATH and --state-dir PATH (defaults: %s and %s).
@@ -52,9 +54,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args[1:], stderr)
 	case "scan":
 		return cmdScan(args[1:], stdout, stderr)
-	case "install-service", "uninstall-service":
-		fmt.Fprintf(stderr, "redflag-agent: %s is not available in this build yet.\n", args[0])
-		return 2
+	case "install-service":
+		return cmdInstallService(args[1:], stdout, stderr)
+	case "uninstall-service":
+		return cmdUninstallService(args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "redflag-agent: %q is not a command; run \"redflag-agent help\" to see the commands.\n", args[0])
 		return 2
@@ -141,10 +144,28 @@ func cmdRun(args []string, stderr io.Writer) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	log, err := newLogger(stderr, format, level)
+	interactive := agent.Interactive()
+	logw, closeLog := serviceLogOutput(stderr, c.stateDir, interactive)
+	defer closeLog()
+	log, err := newLogger(logw, format, level)
 	if err != nil {
 		fmt.Fprintf(stderr, "redflag-agent run: %v\n", err)
 		return 2
+	}
+	// The self-upgrade watchdog hook: the first thing after the flags and
+	// the logger, before anything a broken new version could fail at (see
+	// agent.UpgradeCheckpoint). It returns true when it put the previous
+	// version back: exiting with ExitRestart makes the service manager
+	// start it.
+	if agent.UpgradeCheckpoint(c.stateDir, version.Version, time.Now(), log) {
+		log.Warn("exiting so that the service manager starts the restored version", "exit_code", agent.ExitRestart)
+		return agent.ExitRestart
+	}
+	if crashAfterUpgradeCheckpoint != "" {
+		// Test builds only (-ldflags "-X main.crashAfterUpgradeCheckpoint=1"):
+		// a new version that fails at start, for the watchdog's test.
+		log.Error("this build fails at start on purpose (crashAfterUpgradeCheckpoint)")
+		return 1
 	}
 	cfg, err := agent.LoadConfig(c.config)
 	if err != nil {
@@ -176,17 +197,36 @@ func cmdRun(args []string, stderr io.Writer) int {
 		log.Error("cannot start", "error", err)
 		return 1
 	}
+	if !interactive {
+		// Under systemd, the Windows SCM or launchd: the manager starts
+		// and stops the agent; when the agent ends on its own (a restart
+		// after a self-upgrade), the process exits with its code.
+		err := agent.RunService(a.Run, func(code int) { st.Close(); closeLog(); os.Exit(code) }, log)
+		return runExit(log, err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
 		<-ctx.Done()
 		stop() // a second signal ends the process at once
 	}()
-	if err := a.Run(ctx); err != nil {
+	return runExit(log, a.Run(ctx))
+}
+
+// crashAfterUpgradeCheckpoint, set at link time in test builds, makes `run`
+// fail right after the self-upgrade watchdog hook.
+var crashAfterUpgradeCheckpoint string
+
+// runExit logs how the agent ended and returns the exit code.
+func runExit(log *slog.Logger, err error) int {
+	code := agent.ExitCode(err)
+	switch {
+	case code == agent.ExitRestart:
+		log.Info("exiting for a restart by the service manager (run by hand: start the agent again)", "exit_code", code)
+	case err != nil:
 		log.Error("the agent stopped with an error", "error", err)
-		return 1
 	}
-	return 0
+	return code
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {

@@ -32,8 +32,9 @@ func TestSubcommands(t *testing.T) {
 		{[]string{"scan", "--config", filepath.Join(dir, "bad.json")}, 1, "", "not valid JSON"},
 		{[]string{"scan", "--config", filepath.Join(dir, "badscan.json")}, 1, "", `unknown scanner "nix"`},
 		{[]string{"scan", "--config", filepath.Join(dir, "none.json"), "--format", "json", "--scanner", "snap"}, 0, `"updates": [`, ""},
-		{[]string{"install-service"}, 2, "", "not available in this build yet"},
-		{[]string{"uninstall-service"}, 2, "", "not available in this build yet"},
+		{[]string{"install-service", "--config", filepath.Join(dir, "none.json"), "--state-dir", dir}, 1, "", installServiceRefusal()},
+		{[]string{"install-service", "extra"}, 2, "", "unexpected argument"},
+		{[]string{"uninstall-service", "--bogus"}, 2, "", "flag provided but not defined"},
 		{[]string{"register", "--server", "https://x"}, 2, "", "--server and --token are required"},
 		{[]string{"register", "--bogus"}, 2, "", "flag provided but not defined"},
 		{[]string{"run", "extra"}, 2, "", "unexpected argument"},
@@ -47,4 +48,13 @@ func TestSubcommands(t *testing.T) {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit %d with %q / %q", tt.args, code, out.String(), errb.String(), tt.code, tt.inStdout, tt.inStderr)
 		}
 	}
+}
+
+// installServiceRefusal is why install-service refuses in this test: not
+// root, or (as root) no registered config.
+func installServiceRefusal() string {
+	if os.Geteuid() != 0 {
+		return "needs root"
+	}
+	return "register this machine first"
 }

@@ -13,10 +13,20 @@ import (
 	"github.com/redflaghq/redflag/internal/config"
 	"github.com/redflaghq/redflag/internal/logging"
 	"github.com/redflaghq/redflag/internal/server"
+	"github.com/redflaghq/redflag/internal/servercmd"
 	"github.com/redflaghq/redflag/internal/version"
 )
 
 func main() {
+	// Subcommands (backup, migrate-store, healthcheck); otherwise serve.
+	if len(os.Args) > 1 {
+		if run := servercmd.Lookup(os.Args[1]); run != nil {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			code := run(ctx, os.Args[2:], os.Getenv, os.Stdout, os.Stderr)
+			stop()
+			os.Exit(code)
+		}
+	}
 	cfg, err := config.LoadServer(os.Args[1:], os.Getenv, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return

@@ -18,6 +18,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redflaghq/redflag/internal/client"
@@ -85,6 +86,19 @@ type Options struct {
 	CommandTimeout time.Duration
 	// ExecutedRetention is how long executed ids are kept (pruned daily).
 	ExecutedRetention time.Duration
+
+	// Self-upgrade (selfupdate.go). Executable is the running binary
+	// (default: os.Executable, links resolved); Download fetches the new
+	// one (default: the client's Download); Preflight runs its `version`
+	// (default: exec). UpgradeWatchdog overrides the config's
+	// upgrade_watchdog_seconds; UpgradeMaxBytes and UpgradeTimeout bound
+	// the download.
+	Executable      string
+	Download        Downloader
+	Preflight       Preflight
+	UpgradeWatchdog time.Duration
+	UpgradeMaxBytes int64
+	UpgradeTimeout  time.Duration
 }
 
 // Agent is the running agent. Create it with New and call Run once.
@@ -108,6 +122,19 @@ type Agent struct {
 	retention  time.Duration
 
 	renewMu sync.Mutex // one renewal at a time
+
+	// Self-upgrade.
+	exe        string
+	download   Downloader
+	preflight  Preflight
+	upWatchdog time.Duration
+	upMaxBytes int64
+	upTimeout  time.Duration
+	upMu       sync.Mutex
+	upMarker   *upgradeMarker // the upgrade this new version must confirm
+	stopRun    context.CancelCauseFunc
+	restart    atomic.Bool  // Run must return ErrRestartRequested
+	handedOff  atomic.Value // string: the command whose result the marker owns
 
 	mu             sync.Mutex
 	cfg            *Config   // guarded by mu; replaced, never modified in place
@@ -145,7 +172,8 @@ func New(o Options) (*Agent, error) {
 	a := &Agent{cfgPath: o.ConfigPath, cfg: o.Config.clone(), state: o.State, api: o.Client, log: o.Logger,
 		version: o.Version, now: o.Now, sleep: o.Sleep, rand: o.Rand, inventory: o.Inventory, reboot: o.Reboot,
 		scanner: o.Scanner, installer: o.Installer, updates: o.Updates, grace: o.ShutdownGrace, cmdTimeout: o.CommandTimeout,
-		retention: o.ExecutedRetention}
+		retention: o.ExecutedRetention, exe: o.Executable, download: o.Download, preflight: o.Preflight,
+		upWatchdog: o.UpgradeWatchdog, upMaxBytes: o.UpgradeMaxBytes, upTimeout: o.UpgradeTimeout}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -185,6 +213,18 @@ func New(o Options) (*Agent, error) {
 		a.api = c
 	}
 	a.api.SetCredentials(a.cfg.AgentID, a.cfg.Token)
+	if a.download == nil {
+		a.download = a.api.Download
+	}
+	if a.preflight == nil {
+		a.preflight = runVersion
+	}
+	if a.upMaxBytes <= 0 {
+		a.upMaxBytes = DefaultUpgradeMaxBytes
+	}
+	if a.upTimeout <= 0 {
+		a.upTimeout = DefaultUpgradeDownloadTimeout
+	}
 	if a.cfg.TokenExpiresAt.IsZero() {
 		a.cfg.TokenExpiresAt = tokenExpiry(a.cfg.Token, a.now())
 	}

@@ -64,6 +64,9 @@ type Config struct {
 	LongPollSeconds *int `json:"long_poll_seconds,omitempty"`
 	// Scanners configures update scanning (all optional).
 	Scanners *ScanConfig `json:"scanners,omitempty"`
+	// UpgradeWatchdogSeconds is how long a self-upgraded agent has to check
+	// in before the previous version is restored (default 300).
+	UpgradeWatchdogSeconds int `json:"upgrade_watchdog_seconds,omitempty"`
 
 	// unknown lists top-level keys this version does not know; they are
 	// ignored (a config written by a newer agent must still load after a
@@ -200,6 +203,9 @@ func (c *Config) Validate() error {
 	if c.BackoffMinSeconds > 0 && c.BackoffMaxSeconds > 0 && c.BackoffMinSeconds > c.BackoffMaxSeconds {
 		return errors.New("backoff_min_seconds must not exceed backoff_max_seconds")
 	}
+	if c.UpgradeWatchdogSeconds != 0 && (c.UpgradeWatchdogSeconds < 5 || c.UpgradeWatchdogSeconds > maxCheckInIntervalLimit) {
+		return fmt.Errorf("upgrade_watchdog_seconds must be between 5 and %d (or absent)", maxCheckInIntervalLimit)
+	}
 	if c.LongPollSeconds != nil && (*c.LongPollSeconds < 0 || *c.LongPollSeconds > client.MaxLongPollWait) {
 		return fmt.Errorf("long_poll_seconds must be between 0 (off) and %d", client.MaxLongPollWait)
 	}
@@ -297,7 +303,8 @@ func ParseConfig(b []byte) (*Config, error) {
 func knownConfigFields() map[string]bool {
 	return map[string]bool{"server_url": true, "agent_id": true, "token": true, "refresh_token": true,
 		"token_expires_at": true, "machine_id": true, "pinned_keys": true, "check_in_interval_seconds": true,
-		"poll_interval_seconds": true, "backoff_min_seconds": true, "backoff_max_seconds": true, "long_poll_seconds": true, "scanners": true}
+		"poll_interval_seconds": true, "backoff_min_seconds": true, "backoff_max_seconds": true, "long_poll_seconds": true, "scanners": true,
+		"upgrade_watchdog_seconds": true}
 }
 
 // SaveConfig validates c and writes it atomically to path with mode 0600

@@ -116,7 +116,7 @@ func (a *Agent) defaultHandlers() map[string]Handler {
 		protocol.CmdInstallUpdates:      HandlerFunc(a.handleInstallUpdates),
 		protocol.CmdConfirmDependencies: HandlerFunc(a.handleConfirmDependencies),
 		protocol.CmdRollbackUpdate:      HandlerFunc(notYet),
-		protocol.CmdUpdateAgent:         HandlerFunc(notYet),
+		protocol.CmdUpdateAgent:         HandlerFunc(a.handleUpdateAgent),
 	}
 }
 

@@ -113,7 +113,8 @@ func TestHandlers(t *testing.T) {
 				}
 			}},
 		{name: "unknown type", typ: "format_disk", params: `{}`, wantStatus: protocol.StateFailed, wantOutput: "unknown command type"},
-		{name: "known but not yet supported", typ: protocol.CmdUpdateAgent, params: `{}`, wantStatus: protocol.StateFailed, wantOutput: "not supported"},
+		{name: "known but not yet supported", typ: protocol.CmdRollbackUpdate, params: `{}`, wantStatus: protocol.StateFailed, wantOutput: "not supported"},
+		{name: "update_agent without params", typ: protocol.CmdUpdateAgent, params: `{}`, wantStatus: protocol.StateFailed, wantOutput: "not a semantic version"},
 		{name: "handler panic", mod: func(o *Options, c *Config) {
 			o.Handlers = map[string]Handler{"boom": HandlerFunc(func(context.Context, Command) Outcome { panic("kaboom") })}
 		}, typ: "boom", params: `{}`, wantStatus: protocol.StateFailed, wantOutput: "crashed: kaboom"},

@@ -34,8 +34,28 @@ const interruptedOutput = "interrupted: the agent stopped before the command fin
 // Run is the service loop: it reports results left from an earlier run,
 // then checks in (long-poll by default) until ctx ends, running each
 // verified command and reporting its result. It returns nil after a
-// graceful stop, or an error when it cannot start.
+// graceful stop, ErrRestartRequested when it stopped so that the service
+// manager starts it again (after a self-upgrade or a watchdog restore), or
+// an error when it cannot start.
 func (a *Agent) Run(ctx context.Context) error {
+	a.resumeUpgrade()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	a.stopRun = cancel
+	if deadline, ok := a.upgradeDeadline(); ok {
+		// The loop checks the deadline too (injected clocks); this timer
+		// fires while a check-in or a command blocks.
+		t := time.AfterFunc(max(time.Until(deadline), 0), a.checkUpgradeDeadline)
+		defer t.Stop()
+	}
+	err := a.run1(ctx)
+	if err == nil && a.restart.Load() {
+		return ErrRestartRequested
+	}
+	return err
+}
+
+func (a *Agent) run1(ctx context.Context) error {
 	turned, err := a.state.Recover(a.now())
 	if err != nil {
 		return fmt.Errorf("agent state: %w", err)
@@ -61,6 +81,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	nextCheckIn := a.now()
 	for {
+		a.checkUpgradeDeadline()
 		if ctx.Err() != nil {
 			return a.stop()
 		}
@@ -112,7 +133,9 @@ func (a *Agent) cycle(ctx context.Context) time.Duration {
 	}
 	a.hbWasActive = hbOn
 	wait := a.longPoll
-	if hbOn {
+	if _, upgrading := a.upgradeDeadline(); hbOn || upgrading {
+		// A self-upgraded agent's first check-in settles its upgrade: it
+		// must not be held by a long-poll.
 		wait = 0
 	}
 	start := time.Now() // real time: how long the server held the request
@@ -140,6 +163,9 @@ func (a *Agent) cycle(ctx context.Context) time.Duration {
 		a.log.Info("check-in works again", "after_failures", a.failures)
 	}
 	a.failures = 0
+	// The first check-in of a self-upgraded agent settles the upgrade,
+	// before any command of this answer runs.
+	a.confirmUpgrade()
 	if resp.CheckInIntervalSeconds > 0 {
 		a.mu.Lock()
 		a.serverInterval = time.Duration(resp.CheckInIntervalSeconds) * time.Second
@@ -461,6 +487,11 @@ func (a *Agent) process(ctx context.Context, sc protocol.SignedCommand) bool {
 	a.log.Info("running command", "command_id", sc.ID, "type", sc.Type)
 	cmd := Command{ID: sc.ID, Type: sc.Type, Params: sc.Params, IssuedAt: time.Unix(sc.IssuedAt, 0), ExpiresAt: time.Unix(sc.ExpiresAt, 0)}
 	o, interrupted := a.run(ctx, cmd)
+	if a.isHandedOff(sc.ID) {
+		// A self-upgrade installed the new version: the upgrade marker
+		// holds this command's result until the new version checks in.
+		return true
+	}
 	finished := a.now()
 	p.Running = false
 	if interrupted {

@@ -194,7 +194,19 @@ func (u *Updates) report(ctx context.Context, name string, at time.Time, o scann
 	}
 	interval := u.cfg.Interval(name)
 	if o.Err != nil {
-		err := u.api.SendUpdateReport(ctx, name, at, nil, []protocol.ScanError{{Scanner: name, Message: clip(o.Err.Error(), 2000)}}, interval)
+		// A partial result (an optional step failed, some lines did not
+		// parse) still tells the server what was found; the error marks
+		// the scan failed. Its hash is not kept: the next scan sends in full.
+		var partial json.RawMessage
+		if len(o.Updates) > 0 {
+			raw, _, err := client.EncodeUpdates(o.Updates)
+			if err != nil {
+				return "", err
+			}
+			partial = raw
+		}
+		rec.ReportedHash = ""
+		err := u.api.SendUpdateReport(ctx, name, at, partial, []protocol.ScanError{{Scanner: name, Message: clip(o.Err.Error(), 2000)}}, interval)
 		return "failed", err
 	}
 	raw, hash, err := client.EncodeUpdates(o.Updates)
@@ -359,8 +371,8 @@ func (u *Updates) install(ctx context.Context, p protocol.InstallUpdatesParams) 
 }
 
 // completeResults gives every requested item exactly one result: what the
-// installer said, else failed with the installer's error (or, for a dry
-// run, "would be installed").
+// installer said, else failed with the installer's error. A dry run
+// without an error reports only the items the installer refused.
 func completeResults(items []protocol.InstallItem, got []protocol.InstallItemResult, err error, dryRun bool) []protocol.InstallItemResult {
 	byID := map[string]protocol.InstallItemResult{}
 	for _, r := range got {
@@ -377,7 +389,9 @@ func completeResults(items []protocol.InstallItem, got []protocol.InstallItemRes
 		case err != nil:
 			r.Message = clip(err.Error(), 2000)
 		case dryRun:
-			r.Status, r.Message = "would_install", ""
+			// A dry run names only the items it could not plan; the rest
+			// would be installed, with the changes and extras listed.
+			continue
 		}
 		out = append(out, r)
 	}

@@ -321,7 +321,7 @@ func TestInstallDryRunAndConfirm(t *testing.T) {
 	params := `{"updates":[{"update_id":"u1","package_type":"apt","package_name":"bash","version":"5.2"}],"dry_run":true}`
 	o, _ := u.InstallUpdates(context.Background(), json.RawMessage(params))
 	d := o.Details.(protocol.InstallDetails)
-	if !o.Succeeded || !d.DryRun || len(d.Extras) != 1 || d.Results[0].Status != "would_install" {
+	if !o.Succeeded || !d.DryRun || len(d.Extras) != 1 || len(d.Results) != 0 {
 		t.Fatalf("dry run: %+v %+v", o, d)
 	}
 	if len(rec.reports()) != 0 {

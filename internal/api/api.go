@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/redflaghq/redflag/internal/agentbin"
 	"github.com/redflaghq/redflag/internal/auth"
 	"github.com/redflaghq/redflag/internal/events"
 	"github.com/redflaghq/redflag/internal/logging"
@@ -72,6 +73,14 @@ type Deps struct {
 	Hub *events.Hub
 	// DefaultSettings apply to every setting never saved.
 	DefaultSettings store.Settings
+	// Dashboard answers GET and HEAD requests outside /api/ that match no
+	// route (the embedded web UI and its client-side routes); nil: 404.
+	Dashboard http.Handler
+	// AgentBinaries serves GET /api/v1/downloads/agent/{os}/{arch}; nil: 404.
+	AgentBinaries *agentbin.Dir
+	// PublicURL is REDFLAG_PUBLIC_URL: the server URL written into install
+	// scripts; empty derives it from each request.
+	PublicURL string
 }
 
 // API is the HTTP handler.
@@ -136,12 +145,23 @@ func (a *API) add(rt Route, h http.Handler) {
 // methods in the SPEC error shape instead of the mux's plain text.
 func (a *API) dispatch(w http.ResponseWriter, r *http.Request) {
 	h, pattern := a.mux.Handler(r)
+	if pattern != "" && uncleanDownloadPath(r.URL.Path) {
+		// The mux would redirect to the cleaned path; a download or script
+		// asked for with "..", "//" or "." segments is refused instead.
+		writeError(w, errf(http.StatusNotFound, "not_found", "There is no route %s %s.", r.Method, r.URL.Path))
+		return
+	}
 	if pattern != "" {
 		a.mux.ServeHTTP(w, r) // sets r.Pattern and the path values
 		return
 	}
 	rec := &statusRecorder{header: http.Header{}}
 	h.ServeHTTP(rec, r)
+	if a.d.Dashboard != nil && rec.status != http.StatusMethodNotAllowed && (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+		r.URL.Path != "/api" && !strings.HasPrefix(r.URL.Path, "/api/") {
+		a.d.Dashboard.ServeHTTP(w, r)
+		return
+	}
 	if rec.status == http.StatusMethodNotAllowed {
 		if allow := rec.header.Get("Allow"); allow != "" {
 			w.Header().Set("Allow", allow)

@@ -20,12 +20,14 @@ import (
 	"net/url"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/redflaghq/redflag/internal/protocol"
+	"github.com/redflaghq/redflag/internal/store"
 )
 
 var snakeCode = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
@@ -282,6 +284,7 @@ func TestDecodeBigBodies(t *testing.T) {
 		"setup": checkSetup, "password": checkPassword, "api_token": checkAPIToken,
 		"registration_token": checkRegistrationToken, "rebind": checkRebind,
 		"commands": checkCommands, "command_result": checkCommandResult,
+		"update_report": checkUpdateReport, "update_ids": checkUpdateIDs, "approve": checkApprove,
 	}
 	for name, check := range checks {
 		t.Run(name, func(t *testing.T) {
@@ -488,4 +491,164 @@ func FuzzParsePage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The update routes decode a scan report and bodies of update ids.
+
+func checkUpdateReport(t *testing.T, data []byte) {
+	var rep store.UpdateReport
+	body, ok := decodeCase(t, data, MaxReportBodyBytes, func(b *updateReportBody) *apiError {
+		var e *apiError
+		rep, e = validateUpdateReport(b)
+		return e
+	}, nil, nil)
+	if !ok {
+		return
+	}
+	if !slices.Contains(protocol.PackageTypes, rep.Scanner) || rep.ScannedAt.IsZero() {
+		t.Fatalf("accepted report %+v", rep)
+	}
+	switch {
+	case rep.UnchangedHash != "":
+		if rep.Full || len(rep.Errors) > 0 || len(rep.UnchangedHash) != 64 {
+			t.Fatalf("accepted hash-only report %+v", rep)
+		}
+	case rep.Full:
+		// The hash covers the updates' bytes exactly as received.
+		if rep.Hash != protocol.UpdatesHash(body.Updates) || len(rep.Updates) > MaxReportUpdates {
+			t.Fatalf("full report hash %s over %q", rep.Hash, body.Updates)
+		}
+		seen := map[string]bool{}
+		for _, u := range rep.Updates {
+			if u.PackageType != rep.Scanner || !slices.Contains(protocol.Severities, u.Severity) || seen[u.PackageName] ||
+				protocol.CheckText(u.PackageName, maxPackageNameLen, false) != nil || strings.TrimSpace(u.PackageName) == "" || u.SizeBytes < 0 {
+				t.Fatalf("accepted update %+v", u)
+			}
+			seen[u.PackageName] = true
+			for _, s := range append(append([]string{u.CurrentVersion, u.AvailableVersion, u.Source}, u.CVEIDs...), mapStrings(u.Metadata)...) {
+				if protocol.CheckText(s, 1024, false) != nil {
+					t.Fatalf("accepted text %q", s)
+				}
+			}
+		}
+	default:
+		if len(rep.Errors) == 0 {
+			t.Fatalf("accepted an empty report %+v", rep)
+		}
+	}
+	for _, m := range rep.Errors {
+		if protocol.CheckText(m, 4096, true) != nil {
+			t.Fatalf("accepted error message %q", m)
+		}
+	}
+}
+
+func mapStrings(m map[string]string) []string {
+	var out []string
+	for k, v := range m {
+		out = append(out, k, v)
+	}
+	return out
+}
+
+func checkIDs(t *testing.T, raw []string) {
+	ids, e := validateUpdateIDs(raw)
+	if e != nil {
+		checkRefusal(t, e, nil)
+		return
+	}
+	if len(ids) == 0 || len(ids) > MaxUpdateIDs || len(ids) > len(raw) {
+		t.Fatalf("accepted ids %q as %q", raw, ids)
+	}
+	for _, id := range ids {
+		if len(id) != 36 || strings.ToLower(id) != id {
+			t.Fatalf("accepted id %q", id)
+		}
+	}
+}
+
+func checkUpdateIDs(t *testing.T, data []byte) {
+	if req, ok := decodeCase[updateIDsRequest](t, data, MaxBodyBytes, nil, nil, nil); ok {
+		checkIDs(t, req.UpdateIDs)
+	}
+}
+
+func checkApprove(t *testing.T, data []byte) {
+	if req, ok := decodeCase[approveRequest](t, data, MaxBodyBytes, nil, nil, nil); ok {
+		checkIDs(t, req.UpdateIDs)
+	}
+}
+
+func FuzzDecodeUpdateReport(f *testing.F) {
+	upd := map[string]any{"package_type": "apt", "package_name": "openssl", "current_version": "3.0.2-0ubuntu1.10",
+		"available_version": "3.0.2-0ubuntu1.12", "severity": "critical", "source": "jammy-security", "cve_ids": []string{"CVE-2023-0464"},
+		"size_bytes": 1234, "requires_reboot": false, "metadata": map[string]string{"arch": "amd64"}}
+	fieldSeeds(f, map[string]any{"scanner": "apt", "scanned_at": "2026-11-25T10:00:00Z", "updates": []any{upd}, "interval_seconds": 21600})
+	fieldSeeds(f, upd)
+	f.Add([]byte(`{"scanner":"apt","scanned_at":"2026-11-25T10:00:00Z","unchanged_hash":"` + strings.Repeat("ab", 32) + `"}`))
+	f.Add([]byte(`{"scanner":"apt","scanned_at":"2026-11-25T10:00:00Z","updates":null,"unchanged_hash":"` + strings.Repeat("AB", 32) + `"}`))
+	f.Add([]byte(`{"scanner":"apt","scanned_at":"2026-11-25T10:00:00Z","updates":[],"unchanged_hash":"` + strings.Repeat("ab", 32) + `"}`))
+	f.Add([]byte(`{"scanner":"dnf","scanned_at":"2026-11-25T10:00:00Z","errors":[{"scanner":"dnf","message":"dnf: lock\nheld"}]}`))
+	f.Add([]byte(`{"scanner":"dnf","scanned_at":"2026-11-25T10:00:00Z","errors":[{"scanner":"apt","message":"x"}]}`))
+	f.Add([]byte(`{"scanner":"apt","scanned_at":"2026-11-25T10:00:00Z","updates":{}}`))
+	f.Add([]byte(`{"scanner":"apt","scanned_at":"2026-11-25T10:00:00Z","updates":[ {"package_type":"apt","package_name":"a","severity":"low"} ]}`))
+	f.Add([]byte(`{"scanner":"apt","scanned_at":"2026-11-25T10:00:00Z","updates":[{"package_type":"apt","package_name":"a","severity":"low"},` +
+		`{"package_type":"apt","package_name":"a","severity":"low"}]}`))
+	f.Add([]byte(`{"scanner":"apt","scanned_at":"2026-11-25T10:00:00Z","updates":[{"package_type":"dnf","package_name":"a","severity":"low"}]}`))
+	f.Add([]byte(`{"scanner":"apt","scanned_at":"2026-11-25T10:00:00Z","updates":[{"package_type":"apt","package_name":"a","severity":"urgent"}]}`))
+	f.Add([]byte(`{"scanner":"apt","scanned_at":"2026-11-25T10:00:00Z","updates":[{"package_type":"apt","package_name":"a","severity":"low","extra":1}]}`))
+	f.Add([]byte(`{"scanner":"apt","scanned_at":"2026-11-25T10:00:00Z","updates":[{"package_type":"apt","package_name":"a","severity":"low","metadata":{"k":1}}]}`))
+	f.Add([]byte(`{"scanner":"apt","scanned_at":"","updates":[]}`))
+	f.Add([]byte(`{"scanner":"apt","scanned_at":"2026-11-25T10:00:00Z","interval_seconds":-1,"updates":[]}`))
+	f.Fuzz(checkUpdateReport)
+}
+
+func FuzzDecodeUpdateIDs(f *testing.F) {
+	fieldSeeds(f, map[string]any{"update_ids": []string{"0191d9b2-7c1e-7c3a-9f59-0d8a1c0e5b11"}})
+	f.Add([]byte(`{"update_ids":[]}`))
+	f.Add([]byte(`{"update_ids":["0191D9B2-7C1E-7C3A-9F59-0D8A1C0E5B11","0191d9b2-7c1e-7c3a-9f59-0d8a1c0e5b11"]}`))
+	f.Add([]byte(`{"update_ids":["{0191d9b2-7c1e-7c3a-9f59-0d8a1c0e5b11}"]}`))
+	f.Add([]byte(`{"update_ids":[null]}`))
+	f.Fuzz(checkUpdateIDs)
+}
+
+func FuzzDecodeApprove(f *testing.F) {
+	fieldSeeds(f, map[string]any{"update_ids": []string{"0191d9b2-7c1e-7c3a-9f59-0d8a1c0e5b11"}, "dry_run": true})
+	f.Add([]byte(`{"update_ids":["0191d9b2-7c1e-7c3a-9f59-0d8a1c0e5b11"],"dry_run":"yes"}`))
+	f.Fuzz(checkApprove)
+}
+
+// TestReportHashIsOverTheBytesSent: the hash of a full report is the SHA-256
+// of the "updates" value exactly as the agent wrote it, whitespace included.
+func TestReportHashIsOverTheBytesSent(t *testing.T) {
+	updates := "[ {\"package_type\":\"apt\", \"package_name\":\"a\",\"severity\":\"low\"} ]"
+	body := `{"scanner":"apt","scanned_at":"2026-11-25T10:00:00Z","updates":` + updates + `}`
+	var b updateReportBody
+	if e := decodeJSONReader(strings.NewReader(body), MaxReportBodyBytes, &b); e != nil {
+		t.Fatal(e)
+	}
+	rep, e := validateUpdateReport(&b)
+	if e != nil {
+		t.Fatal(e)
+	}
+	if rep.Hash != protocol.UpdatesHash([]byte(updates)) {
+		t.Fatalf("hash %s is not over the bytes sent", rep.Hash)
+	}
+}
+
+// TestInstallOutcome: result details are read leniently and cleaned.
+func TestInstallOutcome(t *testing.T) {
+	if installOutcome(nil) != nil || installOutcome(json.RawMessage("null")) != nil || installOutcome(json.RawMessage(`{"results":"x"}`)) != nil {
+		t.Fatal("details that are not install details gave an outcome")
+	}
+	o := installOutcome(json.RawMessage(`{"dry_run":true,"other":1,"extras":[{"package_name":"lib\u0000ssl\u001b[31m","action":"install"}],` +
+		`"results":[{"update_id":"not-a-uuid","status":"installed"},{"update_id":"0191D9B2-7C1E-7C3A-9F59-0D8A1C0E5B11","status":"failed",` +
+		`"message":"line1\nline2\u0000"}],"reboot_required":true}`))
+	if o == nil || !o.DryRun || !o.RebootRequired || !o.HasExtras || len(o.Results) != 1 ||
+		o.Results[0].UpdateID != "0191d9b2-7c1e-7c3a-9f59-0d8a1c0e5b11" || o.Results[0].Message != "line1\nline2 " {
+		t.Fatalf("outcome %+v", o)
+	}
+	if strings.Contains(string(o.Extras), `\u0000`) || strings.Contains(string(o.Extras), `\u001b`) {
+		t.Fatalf("extras kept control characters: %s", o.Extras)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -111,7 +112,22 @@ func (a *API) listAgents(w http.ResponseWriter, r *http.Request, p auth.Principa
 		return
 	}
 	q := r.URL.Query()
-	f := store.AgentFilter{Status: q.Get("status"), OSType: q.Get("os"), Hostname: q.Get("hostname"), Sort: q.Get("sort"), Page: pg}
+	f := store.AgentFilter{Status: q.Get("status"), OSType: q.Get("os"), Hostname: q.Get("hostname"), Sort: q.Get("sort"), Page: pg,
+		UpdateStatus: q.Get("update_status")}
+	if f.UpdateStatus != "" && !slices.Contains(store.AgentUpdateStatuses, f.UpdateStatus) {
+		writeError(w, errf(http.StatusBadRequest, "invalid_query", "update_status must be one of %s.", strings.Join(store.AgentUpdateStatuses, ", ")))
+		return
+	}
+	switch q.Get("has_critical") {
+	case "":
+	case "true":
+		f.HasCritical = new(true)
+	case "false":
+		f.HasCritical = new(false)
+	default:
+		writeError(w, errf(http.StatusBadRequest, "invalid_query", "has_critical must be true or false."))
+		return
+	}
 	switch f.Status {
 	case "", store.StatusOnline, store.StatusOffline, store.StatusStale:
 	default:
@@ -157,7 +173,12 @@ func (a *API) getAgent(w http.ResponseWriter, r *http.Request, p auth.Principal)
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ag)
+	up, err := a.d.Store.GetAgentUpgrade(r.Context(), id)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, agentDetail{Agent: ag, Upgrade: up})
 }
 
 func (a *API) deleteAgent(w http.ResponseWriter, r *http.Request, p auth.Principal) {
@@ -184,6 +205,10 @@ func (a *API) rebindAgent(w http.ResponseWriter, r *http.Request, p auth.Princip
 		return
 	}
 	ag, err := a.d.Store.RebindAgent(r.Context(), id, req.MachineID, a.d.Now(), p.Audit("agent.rebind", "agent", id, clientIP(r)))
+	if err == nil {
+		// Answer the agent as GET /api/v1/agents/{id} shows it.
+		ag, err = a.d.Store.GetAgent(r.Context(), id, a.d.Now())
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return

@@ -94,6 +94,8 @@ func validateParams(typ string, params []byte) *apiError {
 		target = &protocol.ScanUpdatesParams{}
 	case protocol.CmdCollectSpecs, protocol.CmdDisableHeartbeat:
 		target = &struct{}{}
+	case protocol.CmdUpdateAgent:
+		target = &protocol.UpdateAgentParams{}
 	default:
 		return nil // validated by the features that create them
 	}
@@ -110,6 +112,8 @@ func validateParams(typ string, params []byte) *apiError {
 		if p.DelaySeconds < 0 || p.DelaySeconds > 86400 {
 			return errf(http.StatusBadRequest, "invalid_field", "reboot needs delay_seconds 0–86400.")
 		}
+	case *protocol.UpdateAgentParams:
+		return validateUpdateAgentParams(p)
 	case *protocol.ScanUpdatesParams:
 		for _, s := range p.Scanners {
 			if e := field("scanners", s, 32, true); e != nil {
@@ -295,13 +299,18 @@ func (a *API) commandResult(w http.ResponseWriter, r *http.Request, ag store.Age
 		writeError(w, e)
 		return
 	}
+	res.Details = withoutNUL(res.Details)
 	body, err := json.Marshal(storedResult{ExitCode: res.ExitCode, Output: res.Output, StartedAt: res.StartedAt.UTC(),
 		FinishedAt: res.FinishedAt.UTC(), Details: res.Details})
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	c, err := a.d.Store.SaveResult(r.Context(), ag.ID, strings.ToLower(cid), res.Status, body, a.d.Now())
+	// The details of an install_updates or confirm_dependencies result move
+	// its updates, in the transaction that stores the result.
+	c, queued, err := a.d.Store.SaveCommandResult(r.Context(), store.ResultParams{AgentID: ag.ID, CommandID: strings.ToLower(cid),
+		Status: res.Status, Result: body, Output: cleanText(res.Output, protocol.MaxResultOutput, true),
+		Install: installOutcome(res.Details), Sign: a.signerOnce(r.Context(), "system"), Now: a.d.Now()})
 	if errors.Is(err, store.ErrCommandFinished) {
 		writeError(w, errf(http.StatusConflict, "command_finished", "This command already finished as %s.", c.Status))
 		return
@@ -310,6 +319,8 @@ func (a *API) commandResult(w http.ResponseWriter, r *http.Request, ag store.Age
 		a.fail(w, r, err)
 		return
 	}
+	a.publish(queued)
+	a.settleUpgrade(r.Context(), c)
 	writeJSON(w, http.StatusOK, resultResponse{ID: c.ID, Status: c.Status})
 }
 
@@ -346,4 +357,43 @@ func (a *API) putSettings(w http.ResponseWriter, r *http.Request, p auth.Princip
 		return
 	}
 	writeJSON(w, http.StatusOK, set)
+}
+
+// withoutNUL returns a JSON value whose strings (and keys) hold no NUL
+// character: PostgreSQL's jsonb refuses \u0000, and package manager output
+// in install details may carry one. Such a value is re-encoded with each
+// NUL replaced by U+FFFD; any other is returned as is.
+func withoutNUL(raw json.RawMessage) json.RawMessage {
+	if !bytes.Contains(raw, []byte(`\u0000`)) {
+		return raw
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil {
+		return raw
+	}
+	b, err := json.Marshal(replaceNUL(v))
+	if err != nil {
+		return raw
+	}
+	return b
+}
+
+func replaceNUL(v any) any {
+	switch x := v.(type) {
+	case string:
+		return strings.ReplaceAll(x, "\x00", "\uFFFD")
+	case []any:
+		for i := range x {
+			x[i] = replaceNUL(x[i])
+		}
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[strings.ReplaceAll(k, "\x00", "\uFFFD")] = replaceNUL(e)
+		}
+		return out
+	}
+	return v
 }

@@ -40,8 +40,15 @@ func (a *API) metrics(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) info(w http.ResponseWriter, r *http.Request) {
+	minVersion := MinAgentVersion
+	// The admin's min_agent_version setting, when set and higher.
+	if set, err := a.settings(r); err == nil && set.MinAgentVersion != "" {
+		if c, ok := protocol.CompareVersions(set.MinAgentVersion, minVersion); ok && c > 0 {
+			minVersion = set.MinAgentVersion
+		}
+	}
 	writeJSON(w, http.StatusOK, protocol.Info{Version: version.Version, Commit: version.Commit, BuildDate: version.BuildDate,
-		SchemaVersion: a.d.Store.SchemaVersion(), MinAgentVersion: MinAgentVersion})
+		SchemaVersion: a.d.Store.SchemaVersion(), MinAgentVersion: minVersion})
 }
 
 func (a *API) publicKeyList(ctx context.Context) ([]protocol.PublicKey, error) {

@@ -40,6 +40,12 @@ func NewMetrics(st *store.Store, now func() time.Time) *Metrics {
 	}
 	m.reg.MustRegister(&agentCollector{st: st, now: now, desc: prometheus.NewDesc("redflag_agents",
 		"Registered agents by status.", []string{"status"}, nil)})
+	m.reg.MustRegister(&updateCollector{st: st,
+		pending: prometheus.NewDesc("redflag_updates_pending",
+			"Updates not yet installed, rejected, ignored or resolved (statuses pending, approved, needs_confirmation, failed), by severity.",
+			[]string{"severity"}, nil),
+		byStatus: prometheus.NewDesc("redflag_updates_open", "Updates not yet installed, rejected, ignored or resolved, by status.",
+			[]string{"status"}, nil)})
 	return m
 }
 
@@ -82,5 +88,39 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for status, n := range counts {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), status)
+	}
+}
+
+// updateCollector reads the per-agent update counts the store keeps
+// current, summed at scrape time (a few rows per agent).
+type updateCollector struct {
+	st                *store.Store
+	pending, byStatus *prometheus.Desc
+}
+
+func (c *updateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.pending; ch <- c.byStatus }
+
+func (c *updateCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	counts, err := c.st.PendingUpdatesBySeverity(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.pending, err)
+		return
+	}
+	bySev := map[string]int{}
+	for _, sev := range store.Severities {
+		bySev[sev] = 0
+	}
+	for status, m := range counts {
+		total := 0
+		for sev, n := range m {
+			bySev[sev] += n
+			total += n
+		}
+		ch <- prometheus.MustNewConstMetric(c.byStatus, prometheus.GaugeValue, float64(total), status)
+	}
+	for sev, n := range bySev {
+		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(n), sev)
 	}
 }

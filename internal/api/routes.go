@@ -20,6 +20,8 @@ func (a *API) registerRoutes() {
 	a.public(Route{Method: "POST", Path: "/api/v1/auth/login", Summary: "Open a dashboard session (also usable as a bearer token)", Request: loginRequest{}, Response: loginResponse{}}, a.login)
 	a.public(Route{Method: "POST", Path: "/api/v1/agents/register", Summary: "Enrol an agent with a registration token", Request: protocol.RegisterRequest{}, Response: protocol.RegisterResponse{}, Status: http.StatusCreated}, a.registerAgent)
 	a.public(Route{Method: "POST", Path: "/api/v1/agents/renew", Summary: "Exchange a refresh token (with X-Machine-ID) for a new agent token", Request: protocol.RenewRequest{}, Response: protocol.RenewResponse{}}, a.renewAgent)
+	a.public(Route{Method: "GET", Path: "/install/{platform}", Summary: "Agent install script for linux, windows (PowerShell) or darwin (?token=&arch=&action=install|uninstall)"}, a.installScript)
+	a.public(Route{Method: "GET", Path: "/api/v1/downloads/agent/{os}/{arch}", Summary: "Agent binary, with X-Content-SHA256, X-Agent-Version, X-Signature and X-Key-ID headers (SPEC §5 signature)"}, a.downloadAgent)
 
 	// Users: session.
 	a.user(Route{Method: "POST", Path: "/api/v1/auth/logout", Summary: "End the current session", Status: http.StatusNoContent}, a.logout)
@@ -36,9 +38,17 @@ func (a *API) registerRoutes() {
 	a.user(Route{Method: "DELETE", Path: "/api/v1/registration-tokens/{id}", Summary: "Delete a registration token", Status: http.StatusNoContent}, a.deleteRegistrationToken)
 
 	// Users: fleet.
-	a.user(Route{Method: "GET", Path: "/api/v1/agents", Summary: "List agents (filters: status, os, hostname; sort; paged)", Response: list[store.Agent]{}}, a.listAgents)
-	a.user(Route{Method: "GET", Path: "/api/v1/agents/{id}", Summary: "One agent with its inventory", Response: store.Agent{}}, a.getAgent)
+	a.user(Route{Method: "GET", Path: "/api/v1/agents", Summary: "List agents (filters: status, os, hostname, update_status, has_critical; sort; paged)", Response: list[store.Agent]{}}, a.listAgents)
+	a.user(Route{Method: "GET", Path: "/api/v1/agents/{id}", Summary: "One agent with its inventory and its latest self-upgrade", Response: agentDetail{}}, a.getAgent)
 	a.user(Route{Method: "DELETE", Path: "/api/v1/agents/{id}", Summary: "Delete an agent and its data", Status: http.StatusNoContent}, a.deleteAgent)
+	a.user(Route{Method: "GET", Path: "/api/v1/updates", Summary: "List updates (filters: agent_id, severity, package_type, status (or open), q; sort; paged)", Response: list[store.UpdateRecord]{}}, a.listUpdates)
+	a.user(Route{Method: "GET", Path: "/api/v1/updates/{id}", Summary: "One update with its history", Response: store.UpdateDetail{}}, a.getUpdate)
+	a.user(Route{Method: "POST", Path: "/api/v1/updates/approve", Summary: "Approve updates; queues one signed install_updates per agent (dry_run: preview first)", Request: approveRequest{}, Response: store.UpdateActionResult{}}, a.approveUpdates)
+	a.user(Route{Method: "POST", Path: "/api/v1/updates/reject", Summary: "Reject updates", Request: updateIDsRequest{}, Response: store.UpdateActionResult{}}, a.updateAction(store.ActionReject))
+	a.user(Route{Method: "POST", Path: "/api/v1/updates/ignore", Summary: "Ignore updates", Request: updateIDsRequest{}, Response: store.UpdateActionResult{}}, a.updateAction(store.ActionIgnore))
+	a.user(Route{Method: "POST", Path: "/api/v1/updates/confirm", Summary: "Accept the extra packages a dry run found; queues confirm_dependencies per agent", Request: updateIDsRequest{}, Response: store.UpdateActionResult{}}, a.updateAction(store.ActionConfirm))
+	a.user(Route{Method: "POST", Path: "/api/v1/agents/upgrade", Summary: "Upgrade agents to the binary served for their platform: agent_ids, or all_outdated (signed update_agent commands)", Request: upgradeRequest{}, Response: upgradeResponse{}}, a.upgradeAgents)
+	a.user(Route{Method: "POST", Path: "/api/v1/agents/{id}/upgrade/retry", Summary: "Retry a failed agent upgrade: lifts the block on automatic upgrades and upgrades the agent now", Response: retryResponse{}}, a.retryUpgrade)
 	a.user(Route{Method: "POST", Path: "/api/v1/agents/{id}/rebind", Summary: "Bind an agent to a new machine id", Request: rebindRequest{}, Response: store.Agent{}}, a.rebindAgent)
 
 	// Users: commands and settings.
@@ -56,5 +66,6 @@ func (a *API) registerRoutes() {
 	// Agents.
 	a.agent(Route{Method: "GET", Path: "/api/v1/agents/{id}/commands", Summary: "Check in: mark the agent seen and claim its due signed commands", Response: protocol.CheckInResponse{}}, a.checkIn)
 	a.agent(Route{Method: "POST", Path: "/api/v1/agents/{id}/commands/{command_id}/result", Summary: "Report a command's result (idempotent)", Request: protocol.CommandResult{}, Response: resultResponse{}}, a.commandResult)
+	a.agent(Route{Method: "POST", Path: "/api/v1/agents/{id}/reports/updates", Summary: "Report one scanner's updates (full, or unchanged_hash only); 409 report_hash_unknown asks for the full report", Request: protocol.UpdateReport{}, Response: protocol.UpdateReportResponse{}}, a.updateReport)
 	a.agent(Route{Method: "POST", Path: "/api/v1/agents/{id}/reports/system", Summary: "Report the system inventory", Request: protocol.SystemReport{}, Status: http.StatusNoContent}, a.systemReport)
 }

@@ -57,7 +57,7 @@ func LoadServer(args []string, getenv func(string) string, out io.Writer) (Serve
 		{"admin-password", "", "password of the first admin (at least 12 characters)", &c.AdminPassword, nil},
 		{"tls-cert", "", "TLS certificate file: serve HTTPS directly", &c.TLSCert, nil},
 		{"tls-key", "", "TLS key file", &c.TLSKey, nil},
-		{"agent-binaries-dir", "", "where agent binaries for download live (default <data dir>/agents)", &c.AgentBinariesDir, nil},
+		{"agent-binaries-dir", "", "where agent binaries for download live, as {os}-{arch}/redflag-agent[.exe] (default: <data dir>/agents when it exists, else the agents directory beside the server binary)", &c.AgentBinariesDir, nil},
 		{"agent-rate-limit", "60", "requests per minute one agent may make; 0 turns the limit off", nil, &c.AgentRateLimit},
 		{"check-in-interval", "300", "check-in interval in seconds given to newly registered agents", nil, &c.CheckInInterval},
 		{"log-format", "text", "text or json", &c.LogFormat, nil},
@@ -108,9 +108,6 @@ func (c *Server) normalise() error {
 	}
 	if c.DatabaseURL == "" {
 		c.DatabaseURL = "sqlite://" + filepath.Join(c.DataDir, "redflag.db")
-	}
-	if c.AgentBinariesDir == "" {
-		c.AgentBinariesDir = filepath.Join(c.DataDir, "agents")
 	}
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		return fmt.Errorf("REDFLAG_JWT_SECRET is %d bytes long; it must be at least 32 (for example: openssl rand -hex 32)", len(c.JWTSecret))

@@ -23,7 +23,7 @@ func TestLoadServer(t *testing.T) {
 		}},
 		{name: "env", env: map[string]string{"REDFLAG_LISTEN": "127.0.0.1:9", "REDFLAG_DATA_DIR": "/tmp/x", "REDFLAG_AGENT_RATE_LIMIT": "0"},
 			check: func(t *testing.T, c Server) {
-				if c.Listen != "127.0.0.1:9" || c.DatabaseURL != "sqlite:///tmp/x/redflag.db" || c.AgentRateLimit != 0 || c.AgentBinariesDir != "/tmp/x/agents" {
+				if c.Listen != "127.0.0.1:9" || c.DatabaseURL != "sqlite:///tmp/x/redflag.db" || c.AgentRateLimit != 0 || c.AgentBinariesDir != "" {
 					t.Fatalf("env not applied: %+v", c)
 				}
 			}},

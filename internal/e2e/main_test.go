@@ -258,15 +258,15 @@ type server struct {
 }
 
 // startServer starts redflag-server on a fresh database of engine e, on a
-// free loopback port, and signs in as the admin.
-func startServer(t *testing.T, e storetest.Engine) *server {
+// free loopback port, and signs in as the admin. extra flags are added.
+func startServer(t *testing.T, e storetest.Engine, extra ...string) *server {
 	t.Helper()
 	s := &server{dataDir: filepath.Join(t.TempDir(), "data"), hc: &http.Client{Timeout: 20 * time.Second}}
 	dbURL := storetest.URL(t, e)
-	s.p = startProc(t, "redflag-server", serverBin,
+	s.p = startProc(t, "redflag-server", serverBin, append([]string{
 		"--listen", "127.0.0.1:0", "--data-dir", s.dataDir, "--database-url", dbURL,
 		"--admin-user", "admin", "--admin-password", adminPassword,
-		"--log-format", "json", "--job-interval", "1", "--agent-rate-limit", "0")
+		"--log-format", "json", "--job-interval", "1", "--agent-rate-limit", "0"}, extra...)...)
 	waitFor(t, 30*time.Second, "the server to listen", []*proc{s.p}, func(why *string) bool {
 		r := s.p.out.find(func(r map[string]any) bool { return str(r, "msg") == "RedFlag server listening" })
 		s.url = str(r, "url")

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/redflaghq/redflag/internal/agentupgrade"
 	"github.com/redflaghq/redflag/internal/store"
 )
 
@@ -21,6 +22,10 @@ type Runner struct {
 	// OnRun, when set, is told about each run (tests use it to prove two
 	// replicas never overlap).
 	OnRun func(job string, start, end time.Time)
+	// Upgrades, when set, queues automatic agent upgrades (the
+	// min_agent_version setting); Wake is told which agents got a command.
+	Upgrades *agentupgrade.Planner
+	Wake     func(agentIDs ...string)
 }
 
 // Run ticks until ctx ends.
@@ -60,6 +65,10 @@ func (r *Runner) RunOnce(ctx context.Context) error {
 		}
 		if exp+to > 0 {
 			r.Log.Info("commands closed by the clock", "expired", exp, "timed_out", to)
+		}
+		// Under the same lock: upgrades settle from the commands just closed.
+		if err := r.agentUpgrades(ctx, now(), set); err != nil {
+			return err
 		}
 		if r.OnRun != nil {
 			r.OnRun("expire-commands", start, time.Now())

@@ -73,3 +73,17 @@ type RotateKeyParams struct {
 type ScanUpdatesParams struct {
 	Scanners []string `json:"scanners,omitempty"`
 }
+
+// UpdateAgentParams are the params of update_agent: the agent downloads the
+// binary at URL (absolute, or a path resolved against the agent's server
+// URL), checks its SHA-256 and the signature (base64, by key KeyID) over
+// "redflag-agent-v1:{version}:{os}:{arch}:{sha256}" (SPEC §5) for its own
+// os and arch, and refuses a version older than its own unless Rollback.
+type UpdateAgentParams struct {
+	Version   string `json:"version"`
+	URL       string `json:"url"`
+	SHA256    string `json:"sha256"`
+	Signature string `json:"signature"`
+	KeyID     string `json:"key_id"`
+	Rollback  bool   `json:"rollback,omitempty"`
+}

@@ -7,7 +7,8 @@ func Default(r Runner, o Options) ([]Scanner, []Installer) {
 		Scanner
 		Installer
 	}
-	all := []both{}
+	all := []both{NewAPT(r, o), NewDNF(r, o), NewPacman(r, o), NewAUR(r, o), NewSnap(r, o), NewFlatpak(r, o),
+		NewHomebrew(r, o), NewWinget(r, o), NewWindowsUpdate(r, o), NewDocker(r, o)}
 	scs := make([]Scanner, 0, len(all))
 	ins := make([]Installer, 0, len(all))
 	for _, b := range all {

@@ -147,3 +147,17 @@ func TestCapBuffer(t *testing.T) {
 		t.Fatalf("Tail = %q", got)
 	}
 }
+
+// TestDefaultCoversEveryPackageType: one scanner and one installer per
+// SPEC §7 package type, in the SPEC's order.
+func TestDefaultCoversEveryPackageType(t *testing.T) {
+	scs, ins := Default(&Fake{}, Options{})
+	if len(scs) != len(protocol.PackageTypes) || len(ins) != len(protocol.PackageTypes) {
+		t.Fatalf("%d scanners, %d installers; want %d each", len(scs), len(ins), len(protocol.PackageTypes))
+	}
+	for i, want := range protocol.PackageTypes {
+		if scs[i].Name() != want || ins[i].Name() != want {
+			t.Errorf("position %d: scanner %q, installer %q; want %q", i, scs[i].Name(), ins[i].Name(), want)
+		}
+	}
+}

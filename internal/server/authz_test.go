@@ -67,6 +67,9 @@ var authzTable = map[string]authzEntry{
 		return testserver.Req{Method: "POST", Path: "/api/v1/agents/renew", MachineID: f.spare.MachineID,
 			Body: map[string]string{"agent_id": f.spare.ID, "refresh_token": f.spare.RefreshToken}}
 	}},
+	"GET /install/{platform}": {auth: api.AuthPublic, public: get("/install/linux"), want: http.StatusOK},
+	// The fixture's server has no binaries: 404 agent_binary_missing, not 401.
+	"GET /api/v1/downloads/agent/{os}/{arch}": {auth: api.AuthPublic, public: get("/api/v1/downloads/agent/linux/amd64"), want: http.StatusNotFound},
 
 	// Users.
 	"POST /api/v1/auth/logout":                     {auth: api.AuthUser, endsSession: true},
@@ -83,6 +86,14 @@ var authzTable = map[string]authzEntry{
 	"GET /api/v1/agents/{id}":                      {auth: api.AuthUser, ids: agentID},
 	"DELETE /api/v1/agents/{id}":                   {auth: api.AuthUser, ids: agentID},
 	"POST /api/v1/agents/{id}/rebind":              {auth: api.AuthUser, ids: agentID},
+	"POST /api/v1/agents/upgrade":                  {auth: api.AuthUser},
+	"POST /api/v1/agents/{id}/upgrade/retry":       {auth: api.AuthUser, ids: agentID},
+	"GET /api/v1/updates":                          {auth: api.AuthUser},
+	"GET /api/v1/updates/{id}":                     {auth: api.AuthUser, ids: map[string]string{"id": "update"}},
+	"POST /api/v1/updates/approve":                 {auth: api.AuthUser},
+	"POST /api/v1/updates/reject":                  {auth: api.AuthUser},
+	"POST /api/v1/updates/ignore":                  {auth: api.AuthUser},
+	"POST /api/v1/updates/confirm":                 {auth: api.AuthUser},
 	"GET /api/v1/commands":                         {auth: api.AuthUser},
 	"POST /api/v1/commands":                        {auth: api.AuthUser},
 	"GET /api/v1/commands/{id}":                    {auth: api.AuthUser, ids: map[string]string{"id": "command"}},
@@ -93,8 +104,9 @@ var authzTable = map[string]authzEntry{
 	"GET /api/v1/audit":                            {auth: api.AuthUser},
 
 	// Agents.
-	"GET /api/v1/agents/{id}/commands":        {auth: api.AuthAgent, ids: agentID},
-	"POST /api/v1/agents/{id}/reports/system": {auth: api.AuthAgent, ids: agentID},
+	"GET /api/v1/agents/{id}/commands":         {auth: api.AuthAgent, ids: agentID},
+	"POST /api/v1/agents/{id}/reports/system":  {auth: api.AuthAgent, ids: agentID},
+	"POST /api/v1/agents/{id}/reports/updates": {auth: api.AuthAgent, ids: agentID},
 	"POST /api/v1/agents/{id}/commands/{command_id}/result": {auth: api.AuthAgent,
 		ids: map[string]string{"id": "agent", "command_id": "command"}},
 }
@@ -109,11 +121,12 @@ type authzFixture struct {
 	// the public renew probe.
 	a, b, spare testserver.Agent
 	commands    map[string]string // agent id → one of its commands
+	updates     map[string]string // agent id → one of its updates
 }
 
 func newAuthzFixture(t *testing.T, ts *testserver.TS) *authzFixture {
 	t.Helper()
-	f := &authzFixture{ts: ts, commands: map[string]string{}}
+	f := &authzFixture{ts: ts, commands: map[string]string{}, updates: map[string]string{}}
 	f.admin = login(t, ts, testserver.AdminUser, testserver.AdminPassword)
 	f.apiToken, f.apiTokenID = createAPIToken(t, ts, f.admin.Token, "authz")
 	f.regToken, f.regTokenID = ts.RegistrationToken(t, f.admin.Token, 10)
@@ -150,6 +163,13 @@ func (f *authzFixture) resource(t *testing.T, kind string, ag testserver.Agent) 
 		}
 		f.commands[ag.ID] = out.Commands[0].ID
 		return out.Commands[0].ID
+	case "update":
+		if id, ok := f.updates[ag.ID]; ok {
+			return id
+		}
+		id := reportUpdates(t, f.ts, ag, "apt", aptUpdate("authz-package", "1.0", "low"))[0]
+		f.updates[ag.ID] = id
+		return id
 	}
 	t.Fatalf("authzTable: unknown resource kind %q (teach authzFixture.resource to make one)", kind)
 	return ""

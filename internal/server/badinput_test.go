@@ -81,6 +81,8 @@ type badFixture struct {
 	a, spare, rebound testserver.Agent
 	// sentCommand is a command a has checked in and not yet answered.
 	sentCommand string
+	// update is one of a's updates.
+	update string
 }
 
 // bodyTable has one entry per route with a JSON body (a route's Request is
@@ -155,6 +157,16 @@ var bodyTable = map[string]bodySpec{
 		},
 		valid: func(*badFixture) map[string]any { return map[string]any{"machine_id": testserver.MachineID("rebound")} },
 	},
+	"POST /api/v1/agents/upgrade": {
+		req: func(f *badFixture) testserver.Req {
+			return testserver.Req{Method: "POST", Path: "/api/v1/agents/upgrade", Token: f.admin}
+		},
+		valid: func(f *badFixture) map[string]any {
+			return map[string]any{"agent_ids": []any{f.rebound.ID}, "version": "1.1.0", "rollback": false}
+		},
+		// version is a semantic version, not free text: no text fields.
+		largeBody: true,
+	},
 	"POST /api/v1/commands": {
 		req: func(f *badFixture) testserver.Req {
 			return testserver.Req{Method: "POST", Path: "/api/v1/commands", Token: f.admin}
@@ -164,6 +176,47 @@ var bodyTable = map[string]bodySpec{
 		},
 		text:      []textField{{"params.scanners.0", 32}},
 		largeBody: true,
+	},
+	"POST /api/v1/agents/{id}/reports/updates": {
+		req: func(f *badFixture) testserver.Req {
+			return testserver.Req{Method: "POST", Path: "/api/v1/agents/" + f.a.ID + "/reports/updates", Token: f.a.Token, MachineID: f.a.MachineID}
+		},
+		valid: func(*badFixture) map[string]any {
+			return map[string]any{"scanner": "apt", "scanned_at": "2026-11-25T10:00:00Z", "interval_seconds": 21600, "errors": []any{},
+				"updates": []any{map[string]any{"package_type": "apt", "package_name": "openssl", "current_version": "3.0.2",
+					"available_version": "3.0.3", "severity": "critical", "source": "bookworm-security", "cve_ids": []any{"CVE-2031-0001"},
+					"size_bytes": 1234, "requires_reboot": false, "metadata": map[string]any{"arch": "amd64"}}}}
+		},
+		text: []textField{{"updates.0.package_name", 512}, {"updates.0.current_version", 255}, {"updates.0.available_version", 255},
+			{"updates.0.source", 255}, {"updates.0.cve_ids.0", 64}, {"updates.0.metadata.arch", 1024}},
+		largeBody: true,
+		roundTrip: updateReportRoundTrip,
+	},
+	"POST /api/v1/updates/approve": {
+		req: func(f *badFixture) testserver.Req {
+			return testserver.Req{Method: "POST", Path: "/api/v1/updates/approve", Token: f.admin}
+		},
+		valid: func(f *badFixture) map[string]any {
+			return map[string]any{"update_ids": []any{f.update}, "dry_run": false}
+		},
+	},
+	"POST /api/v1/updates/reject": {
+		req: func(f *badFixture) testserver.Req {
+			return testserver.Req{Method: "POST", Path: "/api/v1/updates/reject", Token: f.admin}
+		},
+		valid: func(f *badFixture) map[string]any { return map[string]any{"update_ids": []any{f.update}} },
+	},
+	"POST /api/v1/updates/ignore": {
+		req: func(f *badFixture) testserver.Req {
+			return testserver.Req{Method: "POST", Path: "/api/v1/updates/ignore", Token: f.admin}
+		},
+		valid: func(f *badFixture) map[string]any { return map[string]any{"update_ids": []any{f.update}} },
+	},
+	"POST /api/v1/updates/confirm": {
+		req: func(f *badFixture) testserver.Req {
+			return testserver.Req{Method: "POST", Path: "/api/v1/updates/confirm", Token: f.admin}
+		},
+		valid: func(f *badFixture) map[string]any { return map[string]any{"update_ids": []any{f.update}} },
 	},
 	"PUT /api/v1/settings": {
 		req: func(f *badFixture) testserver.Req {
@@ -266,6 +319,7 @@ func TestBadInput(t *testing.T) {
 			f.spare = ts.RegisterAgent(t, f.regToken, "bad-spare")
 			f.rebound = ts.RegisterAgent(t, f.regToken, "bad-rebound")
 			f.sentCommand = queueAndClaim(t, ts, f.admin, f.a)
+			f.update = reportUpdates(t, ts, f.a, "apt", aptUpdate("bad-input-package", "1.0", "low"))[0]
 
 			seen := map[string]bool{}
 			for _, rt := range ts.Server.API().Routes() {

@@ -114,7 +114,7 @@ func TestMetrics(t *testing.T) {
 			ts.RegisterAgent(t, reg, "metrics-b")
 			ts.Expect(t, http.StatusOK, testserver.Req{Method: "GET", Path: "/api/v1/agents/" + a.ID + "/commands", Token: a.Token, MachineID: a.MachineID})
 			ts.Expect(t, http.StatusOK, testserver.Req{Method: "GET", Path: "/health"})
-			ts.Expect(t, http.StatusNotFound, testserver.Req{Method: "GET", Path: "/no-such-path-4711"})
+			ts.Expect(t, http.StatusNotFound, testserver.Req{Method: "GET", Path: "/api/v1/no-such-path-4711"})
 
 			r := ts.Expect(t, http.StatusOK, testserver.Req{Method: "GET", Path: "/metrics"})
 			text := string(r.Body)

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redflaghq/redflag/internal/agentbin"
+	"github.com/redflaghq/redflag/internal/agentupgrade"
 	"github.com/redflaghq/redflag/internal/api"
 	"github.com/redflaghq/redflag/internal/auth"
 	"github.com/redflaghq/redflag/internal/config"
@@ -26,6 +28,7 @@ import (
 	"github.com/redflaghq/redflag/internal/signing"
 	"github.com/redflaghq/redflag/internal/store"
 	"github.com/redflaghq/redflag/internal/version"
+	"github.com/redflaghq/redflag/internal/webui"
 )
 
 // ShutdownTimeout bounds how long in-flight requests may take after SIGTERM.
@@ -88,14 +91,27 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 	s.hub = events.NewHub()
+	dashboard, err := webui.Embedded()
+	if err != nil {
+		return nil, fmt.Errorf("loading the embedded dashboard: %w", err)
+	}
 	defaults := store.DefaultSettings(cfg.CheckInInterval)
+	binDir := cfg.AgentBinariesDir
+	if binDir == "" {
+		binDir = agentbin.DefaultPath(cfg.DataDir)
+	}
+	log.Info("serving agent binaries", "dir", binDir)
+	bins := agentbin.New(binDir, key, version.Version)
 	s.api = api.New(api.Deps{
 		Store: st, Auth: as, SigningKey: key, Logger: log, Metrics: api.NewMetrics(st, time.Now),
 		AgentRateLimit: cfg.AgentRateLimit, MetricsToken: cfg.MetricsToken,
 		SecureCookies: cfg.TLSCert != "" || strings.HasPrefix(cfg.PublicURL, "https://"),
-		Hub:           s.hub, DefaultSettings: defaults,
+		Hub:           s.hub, DefaultSettings: defaults, Dashboard: dashboard,
+		AgentBinaries: bins, PublicURL: cfg.PublicURL,
 	})
-	s.jobs = &jobs.Runner{Store: st, Log: log, Interval: time.Duration(cfg.JobInterval) * time.Second, Defaults: defaults}
+	s.jobs = &jobs.Runner{Store: st, Log: log, Interval: time.Duration(cfg.JobInterval) * time.Second, Defaults: defaults,
+		Upgrades: &agentupgrade.Planner{Store: st, Binaries: bins, Key: key, PublicURL: cfg.PublicURL, Log: log},
+		Wake:     s.hub.Publish}
 	ok = true
 	return s, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -46,8 +47,15 @@ type Agent struct {
 	LastSeenAt             *time.Time      `json:"last_seen_at"`
 	SystemInfo             json.RawMessage `json:"system_info,omitempty"`
 	SystemInfoAt           *time.Time      `json:"system_info_at,omitempty"`
-	TokenGeneration        int64           `json:"-"`
-	offlineAfter           *time.Time
+	// Update state (agent list and detail only): UpdateStatus is one of
+	// AgentUpdateStatuses; PendingUpdates counts the open updates; Scans
+	// (detail only) is each scanner's latest scan.
+	UpdateStatus    string        `json:"update_status,omitempty"`
+	RebootRequired  bool          `json:"reboot_required"`
+	PendingUpdates  *UpdateCounts `json:"pending_updates,omitempty"`
+	Scans           []AgentScan   `json:"scans,omitempty"`
+	TokenGeneration int64         `json:"-"`
+	offlineAfter    *time.Time
 }
 
 // OfflineAfter is when an agent seen at lastSeen with this interval stops
@@ -339,9 +347,16 @@ type AgentFilter struct {
 	Status   string
 	OSType   string
 	Hostname string // case-insensitive substring
-	Sort     string
-	Page     Page
+	// UpdateStatus is one of AgentUpdateStatuses.
+	UpdateStatus string
+	// HasCritical, when set, keeps agents with (true) or without (false)
+	// an open critical update.
+	HasCritical *bool
+	Sort        string
+	Page        Page
 }
+
+const hasCriticalSQL = "EXISTS (SELECT 1 FROM agent_update_counts c WHERE c.agent_id = agents.id AND c.severity = 'critical')"
 
 // SortableAgentFields are the accepted AgentFilter.Sort keys.
 var SortableAgentFields = map[string]string{
@@ -373,6 +388,26 @@ func (s *Store) ListAgents(ctx context.Context, f AgentFilter, now time.Time) ([
 	if f.Hostname != "" {
 		where = append(where, "lower(hostname) LIKE lower("+arg("%"+escapeLike(f.Hostname)+"%")+") ESCAPE '\\'")
 	}
+	nowArg := ""
+	nowUnix := func() string {
+		if nowArg == "" {
+			nowArg = arg(now.Unix())
+		}
+		return nowArg
+	}
+	if f.UpdateStatus != "" {
+		if !slices.Contains(AgentUpdateStatuses, f.UpdateStatus) {
+			return nil, 0, fmt.Errorf("update status %q: %w", f.UpdateStatus, ErrInvalid)
+		}
+		where = append(where, updateStatusSQL(nowUnix())+" = "+arg(f.UpdateStatus))
+	}
+	if f.HasCritical != nil {
+		if *f.HasCritical {
+			where = append(where, hasCriticalSQL)
+		} else {
+			where = append(where, "NOT "+hasCriticalSQL)
+		}
+	}
 	cond := ""
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")
@@ -393,7 +428,7 @@ func (s *Store) ListAgents(ctx context.Context, f AgentFilter, now time.Time) ([
 	if err := s.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM agents"+cond, args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("counting agents: %w", err)
 	}
-	q := "SELECT " + agentCols + " FROM agents" + cond + " ORDER BY " + order +
+	q := "SELECT " + agentCols + ", reboot_required, " + updateStatusSQL(nowUnix()) + " FROM agents" + cond + " ORDER BY " + order +
 		" LIMIT " + arg(p.Limit) + " OFFSET " + arg(p.Offset)
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -402,13 +437,23 @@ func (s *Store) ListAgents(ctx context.Context, f AgentFilter, now time.Time) ([
 	defer rows.Close()
 	out := []Agent{}
 	for rows.Next() {
-		a, err := scanAgent(rows, now)
+		var reboot bool
+		var us string
+		a, err := scanAgent(rows, now, &reboot, &us)
 		if err != nil {
 			return nil, 0, fmt.Errorf("reading agents: %w", err)
 		}
+		a.RebootRequired, a.UpdateStatus = reboot, us
 		out = append(out, a)
 	}
-	return out, total, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("reading agents: %w", err)
+	}
+	rows.Close()
+	if err := s.fillUpdateCounts(ctx, out); err != nil {
+		return nil, 0, err
+	}
+	return out, total, nil
 }
 
 // ErrInvalid marks a filter or value the store cannot accept.
@@ -418,12 +463,18 @@ func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
-// GetAgent reads one agent with its latest system inventory.
+// GetAgent reads one agent with its latest system inventory, its update
+// status and counts and its scanners' states.
 func (s *Store) GetAgent(ctx context.Context, id string, now time.Time) (Agent, error) {
+	now = T(now)
 	var info sql.NullString
 	var infoAt sql.NullTime
-	a, err := scanAgent(s.r.QueryRowContext(ctx, "SELECT "+agentCols+", system_info, system_info_at FROM agents WHERE id = $1", id),
-		T(now), &info, &infoAt)
+	var interval int
+	var reboot bool
+	var us string
+	a, err := scanAgent(s.r.QueryRowContext(ctx, "SELECT "+agentCols+", system_info, system_info_at, reboot_required, "+
+		updateStatusSQL("$2")+", "+scanIntervalSQL+" FROM agents WHERE id = $1", id, now.Unix()),
+		now, &info, &infoAt, &reboot, &us, &interval)
 	if errors.Is(err, sql.ErrNoRows) {
 		return a, ErrNotFound
 	}
@@ -434,6 +485,15 @@ func (s *Store) GetAgent(ctx context.Context, id string, now time.Time) (Agent, 
 		a.SystemInfo = json.RawMessage(info.String)
 	}
 	a.SystemInfoAt = timePtr(infoAt)
+	a.RebootRequired, a.UpdateStatus = reboot, us
+	list := []Agent{a}
+	if err := s.fillUpdateCounts(ctx, list); err != nil {
+		return a, err
+	}
+	a = list[0]
+	if a.Scans, err = s.agentScans(ctx, id, interval, now); err != nil {
+		return a, err
+	}
 	return a, nil
 }
 
@@ -479,9 +539,22 @@ func (s *Store) RebindAgent(ctx context.Context, id, machineID string, now time.
 	return ag, err
 }
 
-// SaveSystemInfo stores the agent's latest inventory (already validated JSON).
+// SaveSystemInfo stores the agent's latest inventory (already validated
+// JSON). Its reboot_required, when present, becomes the agent's reboot flag
+// (an install result can raise the flag; only the machine can clear it).
 func (s *Store) SaveSystemInfo(ctx context.Context, id string, info []byte, now time.Time) error {
-	res, err := s.w.ExecContext(ctx, "UPDATE agents SET system_info = $1, system_info_at = $2 WHERE id = $3", string(info), T(now), id)
+	var rb struct {
+		RebootRequired *bool `json:"reboot_required"`
+	}
+	_ = json.Unmarshal(info, &rb)
+	release, err := s.acquireWriter(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	res, err := s.w.ExecContext(ctx, `UPDATE agents SET system_info = $1, system_info_at = $2,
+		reboot_required = CASE WHEN $3 = 1 THEN $4 ELSE reboot_required END WHERE id = $5`,
+		string(info), T(now), boolInt(rb.RebootRequired != nil), rb.RebootRequired != nil && *rb.RebootRequired, id)
 	if err != nil {
 		return fmt.Errorf("saving system info: %w", err)
 	}
@@ -511,6 +584,11 @@ func (s *Store) AgentStatusCounts(ctx context.Context, now time.Time) (map[strin
 // Counts of rows, for tests that prove a refused request changed nothing.
 type Counts struct {
 	Agents, RefreshTokens, RegistrationSeatsUsed, Audit, UserTokens, Users int
+	// Updates, UpdateHistory, Scans and Commands count rows; ScanReports
+	// sums the scans' last success times (Unix seconds), so a report that
+	// refreshed a scan shows too.
+	Updates, UpdateHistory, Scans, Commands int
+	ScanReports                             int64
 }
 
 // CountAll reads Counts.
@@ -518,8 +596,11 @@ func (s *Store) CountAll(ctx context.Context) (Counts, error) {
 	var c Counts
 	err := s.r.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM agents), (SELECT COUNT(*) FROM refresh_tokens),
 		(SELECT COALESCE(SUM(seats_used), 0) FROM registration_tokens), (SELECT COUNT(*) FROM audit_log),
-		(SELECT COUNT(*) FROM user_tokens), (SELECT COUNT(*) FROM users)`).
-		Scan(&c.Agents, &c.RefreshTokens, &c.RegistrationSeatsUsed, &c.Audit, &c.UserTokens, &c.Users)
+		(SELECT COUNT(*) FROM user_tokens), (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM updates),
+		(SELECT COUNT(*) FROM update_history), (SELECT COUNT(*) FROM agent_scans), (SELECT COUNT(*) FROM commands),
+		(SELECT COALESCE(SUM(last_success_unix), 0) FROM agent_scans)`).
+		Scan(&c.Agents, &c.RefreshTokens, &c.RegistrationSeatsUsed, &c.Audit, &c.UserTokens, &c.Users,
+			&c.Updates, &c.UpdateHistory, &c.Scans, &c.Commands, &c.ScanReports)
 	return c, err
 }
 

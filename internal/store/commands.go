@@ -254,64 +254,68 @@ func (s *Store) CancelCommand(ctx context.Context, id string, now time.Time, a *
 		if n == 0 {
 			return ErrNotPending
 		}
+		if isInstallType(c.Type) {
+			actor := ""
+			if a != nil {
+				actor = a.ActorName
+			}
+			if err := s.releaseUpdates(ctx, tx, []closedCommand{{id: c.ID, typ: c.Type, status: "cancelled", actor: actor}}, T(now)); err != nil {
+				return err
+			}
+		}
 		return insertAudit(ctx, tx, a)
-	})
-	return c, err
-}
-
-// SaveResult records an agent's result for one of its commands. It is
-// idempotent: the same status again changes nothing and is not an error. A
-// late result still lands on a timed-out command; a different result for a
-// finished command is ErrCommandFinished.
-func (s *Store) SaveResult(ctx context.Context, agentID, commandID, status string, result []byte, now time.Time) (CommandRecord, error) {
-	var c CommandRecord
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var err error
-		c, err = scanCommandRecord(tx.QueryRowContext(ctx, "SELECT "+commandCols+" FROM commands WHERE id = $1 AND agent_id = $2", commandID, agentID))
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
-		if err != nil {
-			return fmt.Errorf("reading command: %w", err)
-		}
-		switch c.Status {
-		case status:
-			return nil // the same result again
-		case "sent", "timed_out":
-		default:
-			return ErrCommandFinished
-		}
-		if _, err := tx.ExecContext(ctx, "UPDATE commands SET status = $1, finished_at = $2, result = $3 WHERE id = $4",
-			status, T(now), string(result), commandID); err != nil {
-			return fmt.Errorf("saving result: %w", err)
-		}
-		c.Status, c.Result = status, json.RawMessage(result)
-		t := T(now)
-		c.FinishedAt = &t
-		return nil
 	})
 	return c, err
 }
 
 // ExpireCommands marks pending commands past their expiry as expired and
 // sent commands without a result after timeout as timed_out. It returns the
-// number of rows of each.
+// number of rows of each. The approved updates an expired or timed-out
+// install command carried fail, in the same transaction.
 func (s *Store) ExpireCommands(ctx context.Context, now time.Time, timeout time.Duration) (expired, timedOut int64, err error) {
 	now = T(now)
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE commands SET status = 'expired', finished_at = $1 WHERE status = 'pending' AND expires_at <= $2", now, now.Unix())
+		rows, err := tx.QueryContext(ctx, "UPDATE commands SET status = 'expired', finished_at = $1 WHERE status = 'pending' AND expires_at <= $2 RETURNING id, type",
+			now, now.Unix())
 		if err != nil {
 			return fmt.Errorf("expiring commands: %w", err)
 		}
-		expired, _ = res.RowsAffected()
-		res, err = tx.ExecContext(ctx, "UPDATE commands SET status = 'timed_out', finished_at = $1 WHERE status = 'sent' AND sent_at <= $2", now, now.Add(-timeout))
+		n1, exp, err := countClosed(rows, "expired")
+		if err != nil {
+			return fmt.Errorf("expiring commands: %w", err)
+		}
+		rows, err = tx.QueryContext(ctx, "UPDATE commands SET status = 'timed_out', finished_at = $1 WHERE status = 'sent' AND sent_at <= $2 RETURNING id, type",
+			now, now.Add(-timeout))
 		if err != nil {
 			return fmt.Errorf("timing out commands: %w", err)
 		}
-		timedOut, _ = res.RowsAffected()
-		return nil
+		n2, to, err := countClosed(rows, "timed_out")
+		if err != nil {
+			return fmt.Errorf("timing out commands: %w", err)
+		}
+		expired, timedOut = n1, n2
+		return s.releaseUpdates(ctx, tx, append(exp, to...), now)
 	})
 	return expired, timedOut, err
+}
+
+// countClosed counts the rows of an UPDATE … RETURNING id, type and keeps
+// the install commands among them.
+func countClosed(rows *sql.Rows, status string) (int64, []closedCommand, error) {
+	defer rows.Close()
+	var n int64
+	var out []closedCommand
+	for rows.Next() {
+		var id, typ string
+		if err := rows.Scan(&id, &typ); err != nil {
+			return 0, nil, err
+		}
+		n++
+		if isInstallType(typ) {
+			out = append(out, closedCommand{id: id, typ: typ, status: status, actor: "system"})
+		}
+	}
+	return n, out, rows.Err()
 }
 
 // NotifyChannel is the PostgreSQL channel on which command wake-ups travel

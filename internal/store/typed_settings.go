@@ -5,7 +5,11 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strconv"
+	"strings"
+
+	"github.com/redflaghq/redflag/internal/protocol"
 )
 
 // Settings are the server settings an admin may change at run time. Each is
@@ -14,14 +18,27 @@ type Settings struct {
 	CheckInIntervalSeconds int `json:"check_in_interval_seconds"`
 	CommandTimeoutSeconds  int `json:"command_timeout_seconds"`
 	CommandExpirySeconds   int `json:"command_expiry_seconds"`
+	// ScanIntervalSeconds is how often agents are assumed to scan when a
+	// report does not say: a scanner with no success for twice this long
+	// is stale.
+	ScanIntervalSeconds int `json:"scan_interval_seconds"`
+	// MinAgentVersion, when set, makes the server upgrade every agent that
+	// reports an older version (to the version it serves), at most
+	// AgentUpgradesPerMinute a minute; "" turns automatic upgrades off.
+	MinAgentVersion        string `json:"min_agent_version"`
+	AgentUpgradesPerMinute int    `json:"agent_upgrades_per_minute"`
 }
+
+// settingMinAgentVersion is the one text setting.
+const settingMinAgentVersion = "min_agent_version"
 
 // DefaultSettings are used for every setting never saved.
 func DefaultSettings(checkIn int) Settings {
 	if checkIn <= 0 {
 		checkIn = 300
 	}
-	return Settings{CheckInIntervalSeconds: checkIn, CommandTimeoutSeconds: 3600, CommandExpirySeconds: 7 * 24 * 3600}
+	return Settings{CheckInIntervalSeconds: checkIn, CommandTimeoutSeconds: 3600, CommandExpirySeconds: 7 * 24 * 3600,
+		ScanIntervalSeconds: DefaultScanIntervalSeconds, AgentUpgradesPerMinute: 10}
 }
 
 // SettingBounds holds the accepted range of each setting.
@@ -29,6 +46,8 @@ var SettingBounds = map[string][2]int{
 	"check_in_interval_seconds": {10, 86400},
 	"command_timeout_seconds":   {30, 7 * 24 * 3600},
 	"command_expiry_seconds":    {60, 90 * 24 * 3600},
+	"scan_interval_seconds":     {300, 30 * 24 * 3600},
+	"agent_upgrades_per_minute": {1, 1000},
 }
 
 func (st *Settings) fields() map[string]*int {
@@ -36,11 +55,17 @@ func (st *Settings) fields() map[string]*int {
 		"check_in_interval_seconds": &st.CheckInIntervalSeconds,
 		"command_timeout_seconds":   &st.CommandTimeoutSeconds,
 		"command_expiry_seconds":    &st.CommandExpirySeconds,
+		"scan_interval_seconds":     &st.ScanIntervalSeconds,
+		"agent_upgrades_per_minute": &st.AgentUpgradesPerMinute,
 	}
 }
 
-// Validate refuses values outside SettingBounds.
+// Validate refuses values outside SettingBounds and a min_agent_version
+// that is not a semantic version.
 func (st Settings) Validate() error {
+	if st.MinAgentVersion != "" && !protocol.ValidVersion(st.MinAgentVersion) {
+		return fmt.Errorf("min_agent_version must be a semantic version such as 1.4.2, or empty to turn automatic agent upgrades off: %w", ErrInvalid)
+	}
 	for k, p := range st.fields() {
 		b := SettingBounds[k]
 		if *p < b[0] || *p > b[1] {
@@ -54,7 +79,13 @@ func (st Settings) Validate() error {
 func (s *Store) LoadSettings(ctx context.Context, defaults Settings) (Settings, error) {
 	out := defaults
 	f := out.fields()
-	rows, err := s.r.QueryContext(ctx, "SELECT key, value FROM settings WHERE key IN ('check_in_interval_seconds','command_timeout_seconds','command_expiry_seconds')")
+	keys := make([]string, 0, len(f))
+	for k := range f {
+		keys = append(keys, k)
+	}
+	keys = append(keys, settingMinAgentVersion)
+	sort.Strings(keys)
+	rows, err := s.r.QueryContext(ctx, "SELECT key, value FROM settings WHERE key IN ('"+strings.Join(keys, "','")+"')")
 	if err != nil {
 		return out, fmt.Errorf("reading settings: %w", err)
 	}
@@ -63,6 +94,10 @@ func (s *Store) LoadSettings(ctx context.Context, defaults Settings) (Settings, 
 		var k, v string
 		if err := rows.Scan(&k, &v); err != nil {
 			return out, fmt.Errorf("reading settings: %w", err)
+		}
+		if k == settingMinAgentVersion {
+			out.MinAgentVersion = v
+			continue
 		}
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -85,6 +120,9 @@ func (s *Store) SaveSettings(ctx context.Context, st Settings, a *Audit) error {
 			if err := upsertSetting(ctx, tx, k, strconv.Itoa(*p)); err != nil {
 				return err
 			}
+		}
+		if err := upsertSetting(ctx, tx, settingMinAgentVersion, st.MinAgentVersion); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, "UPDATE agents SET check_in_interval_seconds = $1 WHERE check_in_interval_seconds <> $1", st.CheckInIntervalSeconds); err != nil {
 			return fmt.Errorf("applying the check-in interval: %w", err)

@@ -1,0 +1,261 @@
+package scanner
+
+import (
+	"context"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/redflaghq/redflag/internal/protocol"
+)
+
+func TestParseFlatpakRows(t *testing.T) {
+	tests := []struct {
+		name     string
+		in       []byte
+		n        int
+		want     [][]string
+		unparsed int
+	}{
+		{name: "remote-ls, a runtime without AppStream version", in: mgrFixture(t, "flatpak/remote_ls_updates_system.txt"), n: 6, want: [][]string{
+			{"org.freedesktop.Platform", "x86_64", "23.08", "flathub", "3f1d9c1a7b2e", "23.08.18"},
+			{"org.freedesktop.Platform.GL.default", "x86_64", "23.08", "flathub", "8e2a55c0d1f4", "24.0.7"},
+			{"org.freedesktop.Platform.GL.default", "x86_64", "23.08-extra", "flathub", "1c9b0e4f2a77", "24.0.7"},
+			{"org.gnome.Platform", "x86_64", "46", "flathub", "ab12cd34ef56", ""},
+			{"org.mozilla.firefox", "x86_64", "stable", "flathub", "0a1b2c3d4e5f", "126.0"},
+			{"org.videolan.VLC", "x86_64", "stable", "flathub", "9f8e7d6c5b4a", "3.0.20"},
+		}},
+		{name: "list", in: mgrFixture(t, "flatpak/list_user.txt"), n: 4, want: [][]string{
+			{"com.spotify.Client", "x86_64", "stable", "1.2.31.1205.g4d59ad7c"},
+			{"org.mozilla.firefox", "x86_64", "stable", "125.0.3"},
+		}},
+		{name: "empty", in: []byte("\n"), n: 6},
+		{name: "fancy table is not ours", in: []byte("Application ID       Branch Version\norg.gnome.Maps  stable  46.1\n"), n: 6, unparsed: 2},
+		{name: "too many cells", in: []byte("a.b\tx86_64\tstable\to\tc\tv\textra\n"), n: 6, unparsed: 1},
+		{name: "bad ref", in: []byte("../etc\tx86_64\tstable\n-org.x.y\tx86_64\tstable\norg.x.y\tx 86\tstable\n"), n: 6, unparsed: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, unparsed := parseFlatpakRows(tt.in, tt.n)
+			if !reflect.DeepEqual(got, tt.want) || unparsed != tt.unparsed {
+				t.Errorf("got %q (%d unparsed), want %q (%d)", got, unparsed, tt.want, tt.unparsed)
+			}
+		})
+	}
+}
+
+func flatpakFake(t *testing.T, user bool) *mgrArgv {
+	r := newMgrArgv(map[string]string{"flatpak": "/usr/bin/flatpak"})
+	r.on(Result{Stdout: mgrFixture(t, "flatpak/remote_ls_updates_system.txt")}, "flatpak", "remote-ls", "--updates", "--system", flatpakRemoteColumns)
+	r.on(Result{Stdout: mgrFixture(t, "flatpak/list_system.txt")}, "flatpak", "list", "--system", flatpakListColumns)
+	if user {
+		r.on(Result{Stdout: mgrFixture(t, "flatpak/remote_ls_updates_user.txt")}, "flatpak", "remote-ls", "--updates", "--user", flatpakRemoteColumns)
+		r.on(Result{Stdout: mgrFixture(t, "flatpak/list_user.txt")}, "flatpak", "list", "--user", flatpakListColumns)
+	}
+	return r
+}
+
+func TestFlatpakScan(t *testing.T) {
+	type up struct{ name, from, to, source, inst string }
+	tests := []struct {
+		name     string
+		user     bool
+		want     []up
+		wantArgv [][]string
+	}{
+		{
+			name: "system installation",
+			want: []up{
+				{"org.freedesktop.Platform/x86_64/23.08", "23.08.17", "23.08.18", "flathub", "system"},
+				{"org.freedesktop.Platform.GL.default/x86_64/23.08", "24.0.5", "24.0.7", "flathub", "system"},
+				{"org.freedesktop.Platform.GL.default/x86_64/23.08-extra", "24.0.5", "24.0.7", "flathub", "system"},
+				{"org.gnome.Platform/x86_64/46", "", "", "flathub", "system"},
+				{"org.mozilla.firefox/x86_64/stable", "125.0.3", "126.0", "flathub", "system"},
+				{"org.videolan.VLC/x86_64/stable", "3.0.18", "3.0.20", "flathub", "system"},
+			},
+			wantArgv: [][]string{
+				{"flatpak", "remote-ls", "--updates", "--system", "--columns=application,arch,branch,origin,commit,version"},
+				{"flatpak", "list", "--system", "--columns=application,arch,branch,version"},
+			},
+		},
+		{
+			name: "system and user installations",
+			user: true,
+			want: []up{
+				{"org.freedesktop.Platform/x86_64/23.08", "23.08.17", "23.08.18", "flathub", "system"},
+				{"org.freedesktop.Platform.GL.default/x86_64/23.08", "24.0.5", "24.0.7", "flathub", "system"},
+				{"org.freedesktop.Platform.GL.default/x86_64/23.08-extra", "24.0.5", "24.0.7", "flathub", "system"},
+				{"org.gnome.Platform/x86_64/46", "", "", "flathub", "system"},
+				{"org.mozilla.firefox/x86_64/stable", "125.0.3", "126.0", "flathub", "system,user"},
+				{"org.videolan.VLC/x86_64/stable", "3.0.18", "3.0.20", "flathub", "system"},
+				{"com.spotify.Client/x86_64/stable", "1.2.31.1205.g4d59ad7c", "1.2.37.701.ge66eb7bc", "flathub", "user"},
+			},
+			wantArgv: [][]string{
+				{"flatpak", "remote-ls", "--updates", "--system", "--columns=application,arch,branch,origin,commit,version"},
+				{"flatpak", "list", "--system", "--columns=application,arch,branch,version"},
+				{"flatpak", "remote-ls", "--updates", "--user", "--columns=application,arch,branch,origin,commit,version"},
+				{"flatpak", "list", "--user", "--columns=application,arch,branch,version"},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := flatpakFake(t, tt.user)
+			ups, err := NewFlatpak(r, Options{FlatpakUser: tt.user}).Scan(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []up
+			for _, u := range ups {
+				got = append(got, up{u.PackageName, u.CurrentVersion, u.AvailableVersion, u.Source, u.Metadata["installation"]})
+				if u.PackageType != "flatpak" || u.Severity != "unknown" || u.Metadata["application"] == "" || len(u.Metadata["commit"]) != 12 {
+					t.Errorf("update %+v", u)
+				}
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %+v\nwant %+v", got, tt.want)
+			}
+			r.wantArgv(t, tt.wantArgv...)
+		})
+	}
+
+	t.Run("nothing pending", func(t *testing.T) {
+		r := newMgrArgv(map[string]string{"flatpak": "/usr/bin/flatpak"})
+		r.on(Result{}, "flatpak", "remote-ls", "--updates", "--system", flatpakRemoteColumns)
+		ups, err := NewFlatpak(r, Options{}).Scan(context.Background())
+		if err != nil || len(ups) != 0 {
+			t.Fatalf("ups %+v err %v", ups, err)
+		}
+		r.wantArgv(t, argv("flatpak", "remote-ls", "--updates", "--system", flatpakRemoteColumns))
+	})
+	t.Run("flatpak older than 1.2", func(t *testing.T) {
+		r := newMgrArgv(map[string]string{"flatpak": "/usr/bin/flatpak"})
+		r.on(Result{ExitCode: 1, Stderr: mgrFixture(t, "flatpak/old_flatpak_stderr.txt")}, "flatpak", "remote-ls", "--updates", "--system", flatpakRemoteColumns)
+		_, err := NewFlatpak(r, Options{}).Scan(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "exited 1: error: Unknown option --columns") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("garbage", func(t *testing.T) {
+		r := newMgrArgv(map[string]string{"flatpak": "/usr/bin/flatpak"})
+		r.on(Result{Stdout: []byte("Ref Origin\nsomething odd\n")}, "flatpak", "remote-ls", "--updates", "--system", flatpakRemoteColumns)
+		_, err := NewFlatpak(r, Options{}).Scan(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "unrecognised output") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("absent", func(t *testing.T) {
+		if _, err := NewFlatpak(newMgrArgv(nil), Options{}).Scan(context.Background()); err != ErrUnavailable {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestFlatpakInstall(t *testing.T) {
+	items := []protocol.InstallItem{
+		{UpdateID: "ff", PackageType: "flatpak", PackageName: "org.mozilla.firefox/x86_64/stable", Version: "126.0"},
+		{UpdateID: "vlc", PackageType: "flatpak", PackageName: "org.videolan.VLC/x86_64/stable", Version: "3.0.20"},
+		{UpdateID: "bad1", PackageType: "flatpak", PackageName: "org.mozilla.firefox/x86_64/stable;id"},
+		{UpdateID: "bad2", PackageType: "flatpak", PackageName: "../../etc/passwd"},
+		{UpdateID: "bad3", PackageType: "flatpak", PackageName: "--installation=evil"},
+	}
+	refused := func(t *testing.T, rs map[string]protocol.InstallItemResult) {
+		t.Helper()
+		wantResult(t, rs, "bad1", "failed", "", "shell metacharacters")
+		wantResult(t, rs, "bad2", "failed", "", "not a valid flatpak ref")
+		wantResult(t, rs, "bad3", "failed", "", "starts with '-'")
+	}
+	t.Run("update and verify", func(t *testing.T) {
+		r := newMgrArgv(map[string]string{"flatpak": "/usr/bin/flatpak"})
+		r.on(Result{Stdout: mgrFixture(t, "flatpak/update_firefox.txt")},
+			"flatpak", "update", "-y", "--noninteractive", "--system", "--", "org.mozilla.firefox/x86_64/stable", "org.videolan.VLC/x86_64/stable")
+		r.on(Result{Stdout: mgrFixture(t, "flatpak/remote_ls_updates_after.txt")}, "flatpak", "remote-ls", "--updates", "--system", flatpakRemoteColumns)
+		r.on(Result{Stdout: mgrFixture(t, "flatpak/list_system.txt")}, "flatpak", "list", "--system", flatpakListColumns)
+		res, err := NewFlatpak(r, Options{}).Install(context.Background(), items, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs := resultsByID(res.Results)
+		wantResult(t, rs, "ff", "installed", "126.0", "")
+		wantResult(t, rs, "vlc", "failed", "", "flatpak update exited 0 but org.videolan.VLC/x86_64/stable still has an update pending (to 3.0.20)")
+		refused(t, rs)
+		r.wantArgv(t,
+			argv("flatpak", "update", "-y", "--noninteractive", "--system", "--", "org.mozilla.firefox/x86_64/stable", "org.videolan.VLC/x86_64/stable"),
+			argv("flatpak", "remote-ls", "--updates", "--system", flatpakRemoteColumns),
+			argv("flatpak", "list", "--system", flatpakListColumns))
+		if !strings.Contains(res.Output, "Updating app/org.mozilla.firefox/x86_64/stable") {
+			t.Errorf("output %q", res.Output)
+		}
+	})
+	t.Run("user installation too: no --system", func(t *testing.T) {
+		r := newMgrArgv(map[string]string{"flatpak": "/usr/bin/flatpak"})
+		r.on(Result{Stdout: mgrFixture(t, "flatpak/update_nothing.txt")}, "flatpak", "update", "-y", "--noninteractive", "--", "org.mozilla.firefox")
+		r.on(Result{}, "flatpak", "remote-ls", "--updates", "--system", flatpakRemoteColumns)
+		r.on(Result{Stdout: mgrFixture(t, "flatpak/remote_ls_updates_user.txt")}, "flatpak", "remote-ls", "--updates", "--user", flatpakRemoteColumns)
+		r.on(Result{Stdout: mgrFixture(t, "flatpak/list_user.txt")}, "flatpak", "list", "--user", flatpakListColumns)
+		res, err := NewFlatpak(r, Options{FlatpakUser: true}).Install(context.Background(),
+			[]protocol.InstallItem{{UpdateID: "ff", PackageName: "org.mozilla.firefox"}}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantResult(t, resultsByID(res.Results), "ff", "failed", "", "org.mozilla.firefox/x86_64/stable still has an update pending")
+	})
+	t.Run("flatpak fails", func(t *testing.T) {
+		r := newMgrArgv(map[string]string{"flatpak": "/usr/bin/flatpak"})
+		r.on(Result{ExitCode: 1, Stderr: mgrFixture(t, "flatpak/update_not_installed_stderr.txt")},
+			"flatpak", "update", "-y", "--noninteractive", "--system", "--", "org.example.Missing/x86_64/stable")
+		res, err := NewFlatpak(r, Options{}).Install(context.Background(),
+			[]protocol.InstallItem{{UpdateID: "m", PackageName: "org.example.Missing/x86_64/stable"}}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantResult(t, resultsByID(res.Results), "m", "failed", "", "flatpak update exited 1: error: org.example.Missing/x86_64/stable not installed")
+		if res.ExitCode != 1 {
+			t.Errorf("exit %d", res.ExitCode)
+		}
+	})
+	t.Run("verification fails: judged by the exit code", func(t *testing.T) {
+		r := newMgrArgv(map[string]string{"flatpak": "/usr/bin/flatpak"})
+		r.on(Result{Stdout: mgrFixture(t, "flatpak/update_firefox.txt")}, "flatpak", "update", "-y", "--noninteractive", "--system", "--", "org.mozilla.firefox/x86_64/stable")
+		r.on(Result{ExitCode: 1, Stderr: []byte("error: Unable to load summary from remote flathub: Could not resolve hostname\n")},
+			"flatpak", "remote-ls", "--updates", "--system", flatpakRemoteColumns)
+		res, err := NewFlatpak(r, Options{}).Install(context.Background(), items[:1], false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantResult(t, resultsByID(res.Results), "ff", "installed", "126.0", "not verified")
+	})
+	t.Run("dry run reports the request only", func(t *testing.T) {
+		r := newMgrArgv(map[string]string{"flatpak": "/usr/bin/flatpak"})
+		res, err := NewFlatpak(r, Options{}).Install(context.Background(), items, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []protocol.PackageChange{
+			{PackageType: "flatpak", PackageName: "org.mozilla.firefox/x86_64/stable", Action: "upgrade", ToVersion: "126.0"},
+			{PackageType: "flatpak", PackageName: "org.videolan.VLC/x86_64/stable", Action: "upgrade", ToVersion: "3.0.20"},
+		}
+		if !reflect.DeepEqual(res.Changes, want) || len(res.Extras) != 0 {
+			t.Errorf("changes %+v", res.Changes)
+		}
+		refused(t, resultsByID(res.Results))
+		r.wantArgv(t)
+	})
+}
+
+func FuzzParseFlatpak(f *testing.F) {
+	mgrSeed(f, "flatpak")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, n := range []int{4, 6} {
+			rows, unparsed := parseFlatpakRows(b, n)
+			if unparsed < 0 {
+				t.Fatal("negative count")
+			}
+			for _, r := range rows {
+				if len(r) != n || flatpakRefRule.check(flatpakRef(r)) != nil {
+					t.Fatalf("bad row %q", r)
+				}
+			}
+		}
+	})
+}

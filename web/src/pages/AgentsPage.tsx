@@ -1,0 +1,319 @@
+// The fleet: one server-side page of agents at a time (10,000 agents are
+// never fetched at once), sorted, filtered by status and OS and searched by
+// hostname on the server; rows can be selected for bulk actions.
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
+import { Link } from '@tanstack/react-router'
+import type { RowSelectionState } from '@tanstack/react-table'
+import { Radar, Search as SearchIcon, ServerCog, Trash2 } from 'lucide-react'
+import { useEffect, useMemo, useState } from 'react'
+import { agentsQuery, createCommands, deleteAgent, keys } from '../api/endpoints'
+import { AGENT_UPDATE_STATUSES, type Agent, type AgentStatus, type AgentUpdateStatus, type OSType } from '../api/types'
+import { DataTable, type Columns } from '../components/DataTable'
+import { ConfirmDialog } from '../components/Dialog'
+import { Pagination } from '../components/Pagination'
+import { EmptyState, ErrorState, InlineError, LoadingState, Notice } from '../components/states'
+import { Time } from '../components/Time'
+import { Badge, Button, Card, Input, PageHeader, Select, StatusBadge } from '../components/ui'
+import { formatNumber, humanize, osLabel } from '../lib/format'
+import { compact, int, oneOf, str, type Search } from '../lib/search'
+import { sortToState, stateToSort } from '../lib/sort'
+import { useDebounced } from '../lib/useDebounced'
+
+const SORT_KEYS = ['hostname', 'os_type', 'registered_at', 'last_seen_at'] as const
+const STATUSES: readonly AgentStatus[] = ['online', 'offline', 'stale']
+const OSES: readonly OSType[] = ['linux', 'windows', 'darwin']
+
+export interface AgentsSearch {
+  offset?: number
+  limit?: number
+  sort?: string
+  status?: AgentStatus
+  os?: OSType
+  q?: string
+  updates?: AgentUpdateStatus
+}
+
+export function parseAgentsSearch(s: Search): AgentsSearch {
+  const sort = str(s['sort'])
+  return compact({
+    offset: int(s['offset'], 0, 1 << 30),
+    limit: int(s['limit'], 1, 500),
+    sort: sort !== undefined && (SORT_KEYS as readonly string[]).includes(sort.replace(/^-/, '')) ? sort : undefined,
+    status: oneOf(s['status'], STATUSES),
+    os: oneOf(s['os'], OSES),
+    q: str(s['q'], 255),
+    updates: oneOf(s['updates'], AGENT_UPDATE_STATUSES),
+  })
+}
+
+const columns: Columns<Agent> = [
+  {
+    id: 'hostname',
+    accessorFn: (a) => a.hostname,
+    header: 'Hostname',
+    cell: ({ row }) => (
+      <div className="min-w-0">
+        <Link
+          to="/agents/$agentId"
+          params={{ agentId: row.original.id }}
+          className="font-medium break-all text-red-700 hover:underline dark:text-red-400"
+          data-testid="agent-hostname"
+        >
+          {row.original.hostname}
+        </Link>
+        <p className="text-xs text-zinc-500 sm:hidden">
+          {osLabel(row.original.os_type)} · <Time iso={row.original.last_seen_at} />
+        </p>
+      </div>
+    ),
+  },
+  { id: 'status', header: 'Status', enableSorting: false, cell: ({ row }) => <StatusBadge status={row.original.status} /> },
+  {
+    id: 'os_type',
+    accessorFn: (a) => a.os_type,
+    header: 'OS',
+    meta: { className: 'hidden sm:table-cell' },
+    cell: ({ row }) => (
+      <span>
+        {osLabel(row.original.os_type)} <span className="text-zinc-500">{row.original.os_version}</span>
+        {row.original.os_arch !== '' && <span className="text-zinc-500"> · {row.original.os_arch}</span>}
+      </span>
+    ),
+  },
+  {
+    id: 'updates',
+    header: 'Updates',
+    enableSorting: false,
+    meta: { className: 'hidden md:table-cell' },
+    cell: ({ row }) => <UpdatesCell agent={row.original} />,
+  },
+  {
+    id: 'agent_version',
+    header: 'Agent',
+    enableSorting: false,
+    meta: { className: 'hidden md:table-cell' },
+    cell: ({ row }) => <span className="font-mono text-xs">{row.original.agent_version || '—'}</span>,
+  },
+  {
+    id: 'last_seen_at',
+    accessorFn: (a) => a.last_seen_at ?? '',
+    header: 'Last seen',
+    meta: { className: 'hidden sm:table-cell' },
+    cell: ({ row }) => <Time iso={row.original.last_seen_at} />,
+  },
+  {
+    id: 'registered_at',
+    accessorFn: (a) => a.registered_at,
+    header: 'Registered',
+    meta: { className: 'hidden lg:table-cell' },
+    cell: ({ row }) => <Time iso={row.original.registered_at} />,
+  },
+]
+
+function UpdatesCell({ agent }: { agent: Agent }) {
+  const c = agent.pending_updates
+  const critical = c?.by_severity['critical'] ?? 0
+  if (c !== undefined && c !== null && c.total > 0) {
+    return (
+      <Link
+        to="/updates"
+        search={{ agent_id: agent.id }}
+        className="inline-flex items-center gap-1.5 hover:underline"
+        aria-label={`${c.total} open update(s)${critical > 0 ? `, ${critical} critical` : ''}`}
+      >
+        <span className="tabular-nums">{formatNumber(c.total)}</span>
+        {critical > 0 && <Badge tone="red">{critical} critical</Badge>}
+        {agent.reboot_required === true && <Badge tone="amber">reboot</Badge>}
+      </Link>
+    )
+  }
+  return agent.update_status !== undefined ? <StatusBadge status={agent.update_status} /> : <span className="text-zinc-500">—</span>
+}
+
+export function AgentsPage({ search, onSearch }: { search: AgentsSearch; onSearch: (s: AgentsSearch) => void }) {
+  const qc = useQueryClient()
+  const limit = search.limit ?? 50
+  const offset = search.offset ?? 0
+  const [text, setText] = useState(search.q ?? '')
+  const debounced = useDebounced(text.trim(), 300)
+  useEffect(() => {
+    if ((search.q ?? '') !== debounced) onSearch(compact({ ...search, q: debounced === '' ? undefined : debounced, offset: undefined }))
+    // Only the typed text drives this; the other filters navigate directly.
+  }, [debounced])
+  const q = useQuery(
+    agentsQuery({ limit, offset, status: search.status, os: search.os, hostname: search.q, sort: search.sort, update_status: search.updates }),
+  )
+  const [selection, setSelection] = useState<RowSelectionState>({})
+  const selectedIds = useMemo(() => Object.keys(selection).filter((k) => selection[k] === true), [selection])
+  useEffect(() => setSelection({}), [offset, limit, search.status, search.os, search.q, search.sort, search.updates])
+  const [notice, setNotice] = useState<string | null>(null)
+  const [confirmDelete, setConfirmDelete] = useState(false)
+
+  const queue = useMutation({
+    mutationFn: (type: 'scan_updates' | 'collect_specs') => createCommands({ agent_ids: selectedIds, type }),
+    onSuccess: (res, type) => {
+      setNotice(`Queued ${type === 'scan_updates' ? 'an update scan' : 'a system inventory'} for ${res.commands.length} agent(s).`)
+      void qc.invalidateQueries({ queryKey: keys.commands })
+    },
+  })
+  const removeSelected = async () => {
+    const failures: string[] = []
+    for (const id of selectedIds) {
+      try {
+        await deleteAgent(id)
+      } catch (e) {
+        failures.push(e instanceof Error ? e.message : String(e))
+      }
+    }
+    await qc.invalidateQueries({ queryKey: keys.agents })
+    setSelection({})
+    if (failures.length > 0) throw new Error(`${failures.length} of ${selectedIds.length} could not be deleted: ${failures[0] ?? ''}`)
+    setNotice(`Deleted ${selectedIds.length} agent(s).`)
+  }
+
+  const filtered = search.status !== undefined || search.os !== undefined || search.updates !== undefined || (search.q ?? '') !== ''
+  const data = q.data?.items
+  return (
+    <>
+      <PageHeader
+        title="Agents"
+        description={q.data !== undefined ? `${formatNumber(q.data.total)} agent(s)${filtered ? ' match the filters' : ''}.` : 'The machines that report to this server.'}
+        actions={
+          <Link to="/registration-tokens" className="text-sm font-medium text-red-700 hover:underline dark:text-red-400">
+            Add agents…
+          </Link>
+        }
+      />
+      <Card>
+        <div className="-m-4">
+          <div className="flex flex-wrap items-center gap-2 border-b border-zinc-200 p-3 dark:border-zinc-800">
+            <div className="relative min-w-0 flex-1 basis-48">
+              <SearchIcon className="pointer-events-none absolute top-2.5 left-2.5 size-4 text-zinc-400" aria-hidden="true" />
+              <Input
+                type="search"
+                aria-label="Search by hostname"
+                placeholder="Search hostname"
+                className="pl-8"
+                value={text}
+                onChange={(e) => setText(e.target.value)}
+              />
+            </div>
+            <Select
+              aria-label="Filter by status"
+              className="w-auto"
+              value={search.status ?? ''}
+              onChange={(e) =>
+                onSearch(compact({ ...search, status: oneOf(e.target.value, STATUSES), offset: undefined }))
+              }
+            >
+              <option value="">All statuses</option>
+              {STATUSES.map((s) => (
+                <option key={s} value={s}>
+                  {s[0]?.toUpperCase() + s.slice(1)}
+                </option>
+              ))}
+            </Select>
+            <Select
+              aria-label="Filter by operating system"
+              className="w-auto"
+              value={search.os ?? ''}
+              onChange={(e) => onSearch(compact({ ...search, os: oneOf(e.target.value, OSES), offset: undefined }))}
+            >
+              <option value="">All systems</option>
+              {OSES.map((o) => (
+                <option key={o} value={o}>
+                  {osLabel(o)}
+                </option>
+              ))}
+            </Select>
+            <Select
+              aria-label="Filter by update state"
+              className="w-auto"
+              value={search.updates ?? ''}
+              onChange={(e) => onSearch(compact({ ...search, updates: oneOf(e.target.value, AGENT_UPDATE_STATUSES), offset: undefined }))}
+            >
+              <option value="">Any update state</option>
+              {AGENT_UPDATE_STATUSES.map((u) => (
+                <option key={u} value={u}>
+                  {humanize(u)}
+                </option>
+              ))}
+            </Select>
+          </div>
+          {selectedIds.length > 0 && (
+            <div className="flex flex-wrap items-center gap-2 border-b border-zinc-200 bg-zinc-50 px-3 py-2 text-sm dark:border-zinc-800 dark:bg-zinc-950">
+              <span className="font-medium">{selectedIds.length} selected</span>
+              <Button size="sm" busy={queue.isPending && queue.variables === 'scan_updates'} onClick={() => queue.mutate('scan_updates')} icon={<Radar className="size-4" aria-hidden="true" />}>
+                Scan for updates
+              </Button>
+              <Button size="sm" busy={queue.isPending && queue.variables === 'collect_specs'} onClick={() => queue.mutate('collect_specs')} icon={<ServerCog className="size-4" aria-hidden="true" />}>
+                Refresh inventory
+              </Button>
+              <Button size="sm" variant="danger" onClick={() => setConfirmDelete(true)} icon={<Trash2 className="size-4" aria-hidden="true" />}>
+                Delete…
+              </Button>
+              <Button size="sm" variant="ghost" onClick={() => setSelection({})}>
+                Clear selection
+              </Button>
+            </div>
+          )}
+          {(notice !== null || queue.error !== null) && (
+            <div className="space-y-2 border-b border-zinc-200 p-3 dark:border-zinc-800">
+              {notice !== null && <Notice>{notice}</Notice>}
+              <InlineError error={queue.error} />
+            </div>
+          )}
+          {q.isPending ? (
+            <LoadingState label="Loading agents…" />
+          ) : q.isError ? (
+            <ErrorState error={q.error} onRetry={() => void q.refetch()} />
+          ) : (
+            <>
+              <DataTable
+                caption="Agents"
+                columns={columns}
+                data={data ?? []}
+                getRowId={(a) => a.id}
+                sorting={sortToState(search.sort)}
+                onSortingChange={(s) => onSearch(compact({ ...search, sort: stateToSort(s), offset: undefined }))}
+                selection={selection}
+                onSelectionChange={setSelection}
+                stale={q.isPlaceholderData}
+                empty={
+                  filtered ? (
+                    <EmptyState title="No agent matches">Change the search or the filters.</EmptyState>
+                  ) : (
+                    <EmptyState title="No agents yet">
+                      Create a registration token and run its install command on a machine; it appears here within a
+                      minute.
+                    </EmptyState>
+                  )
+                }
+              />
+              <Pagination
+                offset={offset}
+                limit={limit}
+                total={q.data.total}
+                busy={q.isFetching}
+                onOffsetChange={(o) => onSearch(compact({ ...search, offset: o === 0 ? undefined : o }))}
+                onLimitChange={(l) => onSearch(compact({ ...search, limit: l === 50 ? undefined : l, offset: undefined }))}
+              />
+            </>
+          )}
+        </div>
+      </Card>
+      <ConfirmDialog
+        open={confirmDelete}
+        onClose={() => setConfirmDelete(false)}
+        title={`Delete ${selectedIds.length} agent(s)?`}
+        confirmLabel="Delete"
+        onConfirm={removeSelected}
+      >
+        <p>
+          The agents, their inventory, updates and command history are removed from the server. An agent that is still
+          running can no longer check in; to bring it back, register it again.
+        </p>
+      </ConfirmDialog>
+    </>
+  )
+}
