@@ -95,6 +95,7 @@ func Register(ctx context.Context, o RegisterOptions) (*Config, error) {
 	if old, err := LoadConfig(o.ConfigPath); err == nil {
 		cfg.PollIntervalSeconds, cfg.BackoffMinSeconds, cfg.BackoffMaxSeconds = old.PollIntervalSeconds, old.BackoffMinSeconds, old.BackoffMaxSeconds
 		cfg.LongPollSeconds = old.clone().LongPollSeconds
+		cfg.UpgradeWatchdogSeconds = old.UpgradeWatchdogSeconds
 	}
 	if err := SaveConfig(o.ConfigPath, cfg); err != nil {
 		return nil, fmt.Errorf("the agent is registered (id %s) but its config could not be written; fix the problem and register again: %w", resp.AgentID, err)

@@ -250,6 +250,11 @@ func (a *Agent) cleanUpgradeSpace() {
 	_ = os.RemoveAll(filepath.Join(a.state.Dir(), upgradeDirName))
 	if exe, err := a.executable(); err == nil {
 		cleanReplaced(exe)
+		// Copies a crash left half-written next to the binary.
+		leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(exe), "."+filepath.Base(exe)+".new-*"))
+		for _, l := range leftovers {
+			_ = os.Remove(l)
+		}
 	}
 }
 

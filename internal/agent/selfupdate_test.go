@@ -507,6 +507,38 @@ func TestSelfUpgradeSucceeds(t *testing.T) {
 	}
 }
 
+// TestCleanUpgradeSpace: at start, without an upgrade under way, the agent
+// removes the download space and half-written copies next to its binary,
+// and keeps its backup.
+func TestCleanUpgradeSpace(t *testing.T) {
+	u := newUpgradeHarness(t, "1.0.0")
+	leftovers := []string{filepath.Join(u.state.Dir(), upgradeDirName, "redflag-agent.new"),
+		filepath.Join(filepath.Dir(u.exe), ".redflag-agent.new-123")}
+	backup := filepath.Join(u.state.Dir(), backupDirName, backupFileName)
+	for _, p := range append(leftovers, backup) {
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := u.run(func() bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range leftovers {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s was left behind", p)
+		}
+	}
+	if _, err := os.Stat(backup); err != nil {
+		t.Errorf("the backup was removed: %v", err)
+	}
+	if got, _ := os.ReadFile(u.exe); !bytes.Equal(got, u.oldBin) {
+		t.Error("the binary was touched")
+	}
+}
+
 func TestSelfUpgradeRefusals(t *testing.T) {
 	tampered := []byte("agent binary 1.1.0 with a flipped byte")
 	tests := []struct {

@@ -320,6 +320,9 @@ func InstallService(o ServiceOptions, log *slog.Logger) error {
 			return fmt.Errorf("creating %s: %w", filepath.Dir(DarwinLogFile), err)
 		}
 	}
+	if err := supportedManager(runtime.GOOS, service.Platform()); err != nil {
+		return err
+	}
 	s, err := service.New(noopProgram{}, c)
 	if err != nil {
 		return fmt.Errorf("this system's service manager is not supported: %w", err)
@@ -341,6 +344,20 @@ func InstallService(o ServiceOptions, log *slog.Logger) error {
 		return fmt.Errorf("the service %s is installed but did not start: %w", c.Name, err)
 	}
 	return nil
+}
+
+// supportedManager refuses service managers whose restart behaviour the
+// agent has not been set up for: a self-upgrade ends with an exit that the
+// manager must answer with a start, which the unit, recovery actions and
+// plist written here guarantee and kardianos' other init-system templates
+// (SysV, OpenRC, upstart) do not.
+func supportedManager(goos, platform string) error {
+	want := map[string]string{"linux": "linux-systemd", "windows": "windows-service", "darwin": "darwin-launchd"}[goos]
+	if want == "" || platform == want {
+		return nil
+	}
+	return fmt.Errorf("this system's service manager is %q; install-service supports %s here. Run `redflag-agent run` under your init system "+
+		"and have it restart the agent whenever it exits with a failure (exit code %d asks for a restart after a self-upgrade)", platform, want, ExitRestart)
 }
 
 // UninstallService stops the agent's service and removes it. The config

@@ -263,3 +263,21 @@ func TestServiceProgram(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func TestSupportedManager(t *testing.T) {
+	for _, c := range []struct {
+		goos, platform string
+		ok             bool
+	}{
+		{"linux", "linux-systemd", true},
+		{"linux", "linux-openrc", false},
+		{"linux", "unix-systemv", false},
+		{"windows", "windows-service", true},
+		{"darwin", "darwin-launchd", true},
+		{"freebsd", "freebsd", true},
+	} {
+		if err := supportedManager(c.goos, c.platform); (err == nil) != c.ok {
+			t.Errorf("supportedManager(%s, %s) = %v", c.goos, c.platform, err)
+		}
+	}
+}

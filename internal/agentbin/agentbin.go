@@ -119,6 +119,7 @@ func (b *Binary) Close() error { return b.File.Close() }
 type Dir struct {
 	path           string
 	key            *signing.Key
+	activeKey      func() *signing.Key
 	defaultVersion string
 
 	mu    sync.Mutex
@@ -143,6 +144,18 @@ type cacheEntry struct {
 // build and make release build the agent with the server's version).
 func New(path string, key *signing.Key, defaultVersion string) *Dir {
 	return &Dir{path: path, key: key, defaultVersion: defaultVersion, cache: map[cacheKey]cacheEntry{}}
+}
+
+// UseActiveKey makes the binaries signed with whichever key active returns
+// at the time (the server's active key, which rotation changes). Call it
+// before serving.
+func (d *Dir) UseActiveKey(active func() *signing.Key) { d.activeKey = active }
+
+func (d *Dir) signer() *signing.Key {
+	if d.activeKey != nil {
+		return d.activeKey()
+	}
+	return d.key
 }
 
 // Path is the directory served.
@@ -183,8 +196,9 @@ func (d *Dir) Open(goos, arch string) (*Binary, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Binary{File: f, Size: fi.Size(), ModTime: fi.ModTime(), Platform: Platform{goos, arch}, Version: ver, KeyID: d.key.ID}
-	k := cacheKey{rel: rel, size: fi.Size(), modTime: fi.ModTime().UnixNano(), version: ver, keyID: d.key.ID}
+	key := d.signer()
+	b := &Binary{File: f, Size: fi.Size(), ModTime: fi.ModTime(), Platform: Platform{goos, arch}, Version: ver, KeyID: key.ID}
+	k := cacheKey{rel: rel, size: fi.Size(), modTime: fi.ModTime().UnixNano(), version: ver, keyID: key.ID}
 	d.mu.Lock()
 	e, hit := d.cache[k]
 	d.mu.Unlock()
@@ -202,7 +216,7 @@ func (d *Dir) Open(goos, arch string) (*Binary, error) {
 			return nil, fmt.Errorf("reading %s: %w", rel, err)
 		}
 		e.sha = hex.EncodeToString(h.Sum(nil))
-		e.sig = signing.SignBinary(d.key, signing.BinaryFields{Version: ver, OS: goos, Arch: arch, SHA256Hex: e.sha})
+		e.sig = signing.SignBinary(key, signing.BinaryFields{Version: ver, OS: goos, Arch: arch, SHA256Hex: e.sha})
 		d.mu.Lock()
 		// A replaced file leaves its old entries behind; drop them so the
 		// cache holds at most a few entries per platform.

@@ -60,9 +60,18 @@ type Route struct {
 
 // Deps are the API's collaborators, passed explicitly.
 type Deps struct {
-	Store          *store.Store
-	Auth           *auth.Service
-	SigningKey     *signing.Key
+	Store      *store.Store
+	Auth       *auth.Service
+	SigningKey *signing.Key // the key at start; Keys supersedes it
+	// Keys holds the server's signing keys and which is active; nil: a
+	// keyring of SigningKey alone.
+	Keys *signing.Keyring
+	// KeyDir is where POST /api/v1/security/keys/rotate writes new key
+	// files (the data dir); empty refuses rotation.
+	KeyDir string
+	// Stream carries the dashboard's live events (GET /api/v1/events);
+	// nil: a stream of this API's own.
+	Stream         *events.Stream
 	Logger         *slog.Logger
 	Metrics        *Metrics
 	AgentRateLimit int  // requests per minute per agent; 0 turns it off
@@ -105,6 +114,12 @@ func New(d Deps) *API {
 	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Keys == nil && d.SigningKey != nil {
+		d.Keys = signing.NewKeyring(d.SigningKey)
+	}
+	if d.Stream == nil {
+		d.Stream = events.NewStream()
 	}
 	a := &API{d: d, mux: http.NewServeMux(), agentLimiter: ratelimit.New(d.AgentRateLimit, time.Minute), stopping: make(chan struct{})}
 	a.registerRoutes()

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/redflaghq/redflag/internal/auth"
+	"github.com/redflaghq/redflag/internal/events"
 	"github.com/redflaghq/redflag/internal/protocol"
 	"github.com/redflaghq/redflag/internal/store"
 )
@@ -41,6 +42,7 @@ func (a *API) registerAgent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.d.Logger.InfoContext(r.Context(), "agent registered", "agent_id", reg.Agent.ID, "hostname", reg.Agent.Hostname, "reinstall", reg.Reinstall)
+	a.d.Stream.Publish(events.AgentRegistered, map[string]string{"agent_id": reg.Agent.ID, "hostname": reg.Agent.Hostname})
 	writeJSON(w, http.StatusCreated, protocol.RegisterResponse{AgentID: reg.Agent.ID, Token: reg.Token, RefreshToken: reg.RefreshToken,
 		CheckInIntervalSeconds: reg.Agent.CheckInIntervalSeconds, PublicKeys: keys})
 }
@@ -245,6 +247,9 @@ func (a *API) checkIn(w http.ResponseWriter, r *http.Request, ag store.AgentAuth
 		return
 	}
 	cmds, err := a.d.Store.CheckInAgentAck(r.Context(), ag, ver, acks, a.d.Now())
+	if err == nil {
+		a.d.Stream.CheckedIn(ag.ID, a.d.Now()) // in-process, coalesced, never blocks
+	}
 	if err == nil && len(cmds) == 0 && wait > 0 && a.d.Hub != nil {
 		cmds, err = a.waitForCommands(r.Context(), ag.ID, time.Duration(wait)*time.Second)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/redflaghq/redflag/internal/auth"
+	"github.com/redflaghq/redflag/internal/events"
 	"github.com/redflaghq/redflag/internal/protocol"
 	"github.com/redflaghq/redflag/internal/signing"
 	"github.com/redflaghq/redflag/internal/store"
@@ -134,15 +135,21 @@ func truncateText(s string, n int) string {
 // signCommands builds one signed command per agent. Commands are signed
 // here, at creation, and stored signed: delivery never signs.
 func (a *API) signCommands(agentIDs []string, typ string, params []byte, createdBy string, expiry time.Duration) []store.CommandRecord {
+	return a.signCommandsWith(a.d.Keys.Active(), agentIDs, typ, params, createdBy, expiry)
+}
+
+// signCommandsWith is signCommands with a given key (rotation signs with
+// the old one).
+func (a *API) signCommandsWith(key *signing.Key, agentIDs []string, typ string, params []byte, createdBy string, expiry time.Duration) []store.CommandRecord {
 	now := store.T(a.d.Now())
 	issued, expires := now.Unix(), now.Add(expiry).Unix()
 	out := make([]store.CommandRecord, len(agentIDs))
 	for i, agentID := range agentIDs {
 		id := uuid.Must(uuid.NewV7()).String()
-		sig := signing.SignCommand(a.d.SigningKey, signing.CommandFields{AgentID: agentID, ID: id, Type: typ, Params: params,
+		sig := signing.SignCommand(key, signing.CommandFields{AgentID: agentID, ID: id, Type: typ, Params: params,
 			IssuedAt: issued, ExpiresAt: expires})
 		out[i] = store.CommandRecord{Command: store.Command{ID: id, AgentID: agentID, Type: typ, Params: string(params),
-			Status: protocol.StatePending, KeyID: a.d.SigningKey.ID, Signature: sig, IssuedAt: issued, ExpiresAt: expires, CreatedAt: now},
+			Status: protocol.StatePending, KeyID: key.ID, Signature: sig, IssuedAt: issued, ExpiresAt: expires, CreatedAt: now},
 			CreatedBy: createdBy}
 	}
 	return out
@@ -183,6 +190,7 @@ func (a *API) createCommands(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if a.d.Hub != nil {
 		a.d.Hub.Publish(ids...)
 	}
+	a.publishQueued(req.Type, ids)
 	writeJSON(w, http.StatusCreated, commandsResponse{Commands: out})
 }
 
@@ -320,6 +328,10 @@ func (a *API) commandResult(w http.ResponseWriter, r *http.Request, ag store.Age
 		return
 	}
 	a.publish(queued)
+	a.d.Stream.Publish(events.CommandFinished, map[string]string{"command_id": c.ID, "agent_id": c.AgentID, "type": c.Type, "status": c.Status})
+	if isInstallCommand(c.Type) {
+		a.d.Stream.Publish(events.UpdatesChanged, map[string]string{"agent_id": c.AgentID})
+	}
 	a.settleUpgrade(r.Context(), c)
 	writeJSON(w, http.StatusOK, resultResponse{ID: c.ID, Status: c.Status})
 }

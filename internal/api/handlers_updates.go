@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/redflaghq/redflag/internal/auth"
+	"github.com/redflaghq/redflag/internal/events"
 	"github.com/redflaghq/redflag/internal/protocol"
 	"github.com/redflaghq/redflag/internal/store"
 )
@@ -187,14 +188,31 @@ func (a *API) signerOnce(ctx context.Context, createdBy string) store.CommandSig
 }
 
 func (a *API) publish(cmds []store.CommandRecord) {
-	if a.d.Hub == nil || len(cmds) == 0 {
+	if len(cmds) == 0 {
 		return
 	}
 	ids := make([]string, len(cmds))
 	for i, c := range cmds {
 		ids[i] = c.AgentID
 	}
-	a.d.Hub.Publish(ids...)
+	if a.d.Hub != nil {
+		a.d.Hub.Publish(ids...)
+	}
+	a.publishQueued(cmds[0].Type, ids)
+}
+
+// publishQueued tells the dashboard commands were queued: one event per
+// request, naming at most 100 of the agents.
+func (a *API) publishQueued(typ string, agentIDs []string) {
+	if len(agentIDs) == 0 {
+		return
+	}
+	a.d.Stream.Publish(events.CommandQueued, map[string]any{"type": typ, "count": len(agentIDs), "agent_ids": agentIDs[:min(len(agentIDs), 100)]})
+}
+
+// isInstallCommand: its result moves updates.
+func isInstallCommand(typ string) bool {
+	return typ == protocol.CmdInstallUpdates || typ == protocol.CmdConfirmDependencies || typ == protocol.CmdRollbackUpdate
 }
 
 func (a *API) updateReport(w http.ResponseWriter, r *http.Request, ag store.AgentAuth) {
@@ -222,6 +240,8 @@ func (a *API) updateReport(w http.ResponseWriter, r *http.Request, ag store.Agen
 		return
 	}
 	a.publish(out.Commands)
+	a.d.Stream.Publish(events.ScanReported, map[string]string{"agent_id": ag.ID, "scanner": rep.Scanner})
+	a.d.Stream.Publish(events.UpdatesChanged, map[string]string{"agent_id": ag.ID})
 	writeJSON(w, http.StatusOK, protocol.UpdateReportResponse{Hash: out.Hash})
 }
 

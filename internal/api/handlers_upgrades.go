@@ -80,7 +80,7 @@ func validateUpgrade(req upgradeRequest) ([]string, *apiError) {
 
 // planner builds the upgrade planner over the API's dependencies.
 func (a *API) planner() *agentupgrade.Planner {
-	return &agentupgrade.Planner{Store: a.d.Store, Binaries: a.d.AgentBinaries, Key: a.d.SigningKey, PublicURL: a.d.PublicURL,
+	return &agentupgrade.Planner{Store: a.d.Store, Binaries: a.d.AgentBinaries, Key: a.d.Keys.Active(), PublicURL: a.d.PublicURL,
 		Now: a.d.Now, Log: a.d.Logger}
 }
 

@@ -61,7 +61,13 @@ func (a *API) registerRoutes() {
 
 	// Users: security and audit.
 	a.user(Route{Method: "GET", Path: "/api/v1/security/keys", Summary: "Signing keys", Response: list[store.SigningKey]{}}, a.securityKeys)
+	a.user(Route{Method: "POST", Path: "/api/v1/security/keys/rotate", Summary: "Rotate the signing key (admin): a new key becomes active, the old one retires after key_rotation_grace_seconds; every agent gets a rotate_key command signed by the old key", Response: rotateKeyResponse{}}, a.rotateKey)
 	a.user(Route{Method: "GET", Path: "/api/v1/audit", Summary: "Audit log, newest first (filters: action, actor_id, target_id)", Response: cursorList[store.Audit]{}}, a.listAudit)
+
+	// Users: dashboard.
+	a.user(Route{Method: "GET", Path: "/api/v1/stats/overview", Summary: "Fleet figures: agents by status and update status, pending updates by severity and package type, reboots, installs of the last 24 h", Response: store.Overview{}}, a.statsOverview)
+	a.user(Route{Method: "GET", Path: "/api/v1/stats/trends", Summary: "Daily snapshots of pending updates and installs, ascending (?days=1–365, default 90; days without a snapshot omitted)", Response: trendsResponse{}}, a.statsTrends)
+	a.user(Route{Method: "GET", Path: "/api/v1/events", Summary: "Live events as Server-Sent Events (text/event-stream): agent_checked_in, agent_registered, scan_reported, command_queued, command_finished, updates_changed, resync; a keepalive comment every 15 s"}, a.events)
 
 	// Agents.
 	a.agent(Route{Method: "GET", Path: "/api/v1/agents/{id}/commands", Summary: "Check in: mark the agent seen and claim its due signed commands", Response: protocol.CheckInResponse{}}, a.checkIn)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redflaghq/redflag/internal/agentupgrade"
+	"github.com/redflaghq/redflag/internal/signing"
 	"github.com/redflaghq/redflag/internal/store"
 )
 
@@ -26,6 +27,15 @@ type Runner struct {
 	// min_agent_version setting); Wake is told which agents got a command.
 	Upgrades *agentupgrade.Planner
 	Wake     func(agentIDs ...string)
+	// Keys, when set, is the server's keyring: RefreshKeys re-reads which
+	// key is active (a rotation on another replica) at every tick, and the
+	// upgrade planner signs with the active key.
+	Keys        *signing.Keyring
+	RefreshKeys func(context.Context) error
+	// StatsEvery is how often the daily stats snapshot is taken (default
+	// an hour); the first run takes one at once.
+	StatsEvery time.Duration
+	lastStats  time.Time
 }
 
 // Run ticks until ctx ends.
@@ -52,6 +62,17 @@ func (r *Runner) RunOnce(ctx context.Context) error {
 	now := time.Now
 	if r.Now != nil {
 		now = r.Now
+	}
+	if r.RefreshKeys != nil {
+		if err := r.RefreshKeys(ctx); err != nil {
+			r.Log.Error("cannot switch to the active signing key; still signing with the previous one", "error", err)
+		}
+	}
+	if r.Keys != nil && r.Upgrades != nil {
+		r.Upgrades.Key = r.Keys.Active() // the planner is used by this goroutine only
+	}
+	if err := r.keysAndStats(ctx, now()); err != nil {
+		return err
 	}
 	_, err := r.Store.RunExclusive(ctx, "expire-commands", func(ctx context.Context) error {
 		start := time.Now()

@@ -42,6 +42,7 @@ type Server struct {
 	api        *api.API
 	auth       *auth.Service
 	key        *signing.Key
+	keys       *signing.Keyring
 	hub        *events.Hub
 	jobs       *jobs.Runner
 	setupToken string
@@ -86,7 +87,12 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, err
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, st: st, auth: as, key: key}
+	keys, err := loadKeyring(ctx, st, cfg.DataDir, key)
+	if err != nil {
+		return nil, err
+	}
+	key = keys.Active()
+	s := &Server{cfg: cfg, log: log, st: st, auth: as, key: key, keys: keys}
 	if err := s.firstAdmin(ctx); err != nil {
 		return nil, err
 	}
@@ -102,8 +108,9 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, err
 	}
 	log.Info("serving agent binaries", "dir", binDir)
 	bins := agentbin.New(binDir, key, version.Version)
+	bins.UseActiveKey(keys.Active)
 	s.api = api.New(api.Deps{
-		Store: st, Auth: as, SigningKey: key, Logger: log, Metrics: api.NewMetrics(st, time.Now),
+		Store: st, Auth: as, SigningKey: key, Keys: keys, KeyDir: cfg.DataDir, Logger: log, Metrics: api.NewMetrics(st, time.Now),
 		AgentRateLimit: cfg.AgentRateLimit, MetricsToken: cfg.MetricsToken,
 		SecureCookies: cfg.TLSCert != "" || strings.HasPrefix(cfg.PublicURL, "https://"),
 		Hub:           s.hub, DefaultSettings: defaults, Dashboard: dashboard,
@@ -111,7 +118,8 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, err
 	})
 	s.jobs = &jobs.Runner{Store: st, Log: log, Interval: time.Duration(cfg.JobInterval) * time.Second, Defaults: defaults,
 		Upgrades: &agentupgrade.Planner{Store: st, Binaries: bins, Key: key, PublicURL: cfg.PublicURL, Log: log},
-		Wake:     s.hub.Publish}
+		Wake:     s.hub.Publish,
+		Keys:     keys, RefreshKeys: func(ctx context.Context) error { return refreshActiveKey(ctx, st, cfg.DataDir, keys) }}
 	ok = true
 	return s, nil
 }
@@ -275,4 +283,42 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
 	return s.Serve(ctx, ln)
+}
+
+// loadKeyring builds the server's keyring: the first key (signing.key),
+// and the key the database names active, loaded from its key file
+// (signing-<key id>.key) when rotation made another key active. Replicas
+// must share these files as they share signing.key.
+func loadKeyring(ctx context.Context, st *store.Store, dir string, first *signing.Key) (*signing.Keyring, error) {
+	keys := signing.NewKeyring(first)
+	if err := refreshActiveKey(ctx, st, dir, keys); err != nil {
+		return nil, err
+	}
+	return keys, nil
+}
+
+// refreshActiveKey makes the database's active key the keyring's active
+// key (another replica may have rotated), loading its file when needed.
+func refreshActiveKey(ctx context.Context, st *store.Store, dir string, keys *signing.Keyring) error {
+	id, err := st.ActiveSigningKeyID(ctx)
+	if err != nil {
+		return fmt.Errorf("finding the active signing key: %w", err)
+	}
+	if keys.Active().ID == id {
+		return nil
+	}
+	if k := keys.Get(id); k != nil {
+		keys.Add(k, true)
+		return nil
+	}
+	path := signing.RotatedKeyFile(dir, id)
+	k, err := signing.LoadKeyFile(path)
+	if err != nil {
+		return fmt.Errorf("the active signing key %s (rotated) needs its key file %s: %w", id, path, err)
+	}
+	if k.ID != id {
+		return fmt.Errorf("key file %s holds key %s, not %s", path, k.ID, id)
+	}
+	keys.Add(k, true)
+	return nil
 }

@@ -30,6 +30,8 @@ func (e *UnknownAgentsError) Unwrap() error { return ErrUnknownAgents }
 // user API shows it.
 type CommandRecord struct {
 	Command
+	// Hostname is the agent's, so a list needs no lookup per agent.
+	Hostname  string     `json:"hostname"`
 	CreatedBy string     `json:"created_by"`
 	SentAt    *time.Time `json:"sent_at"`
 	// AckedAt is when the agent acknowledged receiving the command.
@@ -38,14 +40,15 @@ type CommandRecord struct {
 	Result     json.RawMessage `json:"result,omitempty"`
 }
 
-const commandCols = "id, agent_id, type, params, status, key_id, signature, issued_at, expires_at, created_at, created_by, sent_at, finished_at, result, acked_at"
+const commandCols = "id, agent_id, type, params, status, key_id, signature, issued_at, expires_at, created_at, created_by, sent_at, finished_at, result, acked_at, " +
+	"COALESCE((SELECT hostname FROM agents WHERE agents.id = commands.agent_id), '')"
 
 func scanCommandRecord(sc interface{ Scan(...any) error }) (CommandRecord, error) {
 	var c CommandRecord
 	var sent, fin, acked sql.NullTime
 	var res sql.NullString
 	err := sc.Scan(&c.ID, &c.AgentID, &c.Type, &c.Params, &c.Status, &c.KeyID, &c.Signature, &c.IssuedAt, &c.ExpiresAt,
-		&c.CreatedAt, &c.CreatedBy, &sent, &fin, &res, &acked)
+		&c.CreatedAt, &c.CreatedBy, &sent, &fin, &res, &acked, &c.Hostname)
 	c.CreatedAt, c.SentAt, c.FinishedAt, c.AckedAt = c.CreatedAt.UTC(), timePtr(sent), timePtr(fin), timePtr(acked)
 	if res.Valid {
 		c.Result = json.RawMessage(res.String)
@@ -82,38 +85,9 @@ func (s *Store) CreateCommands(ctx context.Context, cmds []CommandRecord, a *Aud
 		if err := checkAgentsExist(ctx, tx, cmds); err != nil {
 			return err
 		}
-		inserted := map[string]bool{}
-		step := s.insertChunk()
-		for start := 0; start < len(cmds); start += step {
-			part := cmds[start:min(start+step, len(cmds))]
-			var sb strings.Builder
-			args := make([]any, 0, len(part)*12)
-			sb.WriteString("INSERT INTO commands (id, agent_id, type, params, status, key_id, signature, issued_at, expires_at, created_by, created_at) VALUES ")
-			for i, c := range part {
-				if i > 0 {
-					sb.WriteByte(',')
-				}
-				n := len(args)
-				fmt.Fprintf(&sb, "($%d,$%d,$%d,$%d,'pending',$%d,$%d,$%d,$%d,$%d,$%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10)
-				args = append(args, c.ID, c.AgentID, c.Type, c.Params, c.KeyID, c.Signature, c.IssuedAt, c.ExpiresAt, c.CreatedBy, T(c.CreatedAt))
-			}
-			sb.WriteString(" ON CONFLICT (agent_id, type) WHERE status = 'pending' DO NOTHING RETURNING id")
-			rows, err := tx.QueryContext(ctx, sb.String(), args...)
-			if err != nil {
-				return fmt.Errorf("storing commands: %w", err)
-			}
-			for rows.Next() {
-				var id string
-				if err := rows.Scan(&id); err != nil {
-					rows.Close()
-					return fmt.Errorf("storing commands: %w", err)
-				}
-				inserted[id] = true
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return fmt.Errorf("storing commands: %w", err)
-			}
+		inserted, err := s.insertCommands(ctx, tx, cmds)
+		if err != nil {
+			return err
 		}
 		var dup []CommandRecord
 		for _, c := range cmds {
@@ -188,6 +162,45 @@ func checkAgentsExist(ctx context.Context, tx *sql.Tx, cmds []CommandRecord) err
 		return &UnknownAgentsError{IDs: missing}
 	}
 	return nil
+}
+
+// insertCommands bulk-inserts signed pending commands, skipping those whose
+// agent already has a pending command of the type; it returns the ids stored.
+func (s *Store) insertCommands(ctx context.Context, tx *sql.Tx, cmds []CommandRecord) (map[string]bool, error) {
+	inserted := map[string]bool{}
+	step := s.insertChunk()
+	for start := 0; start < len(cmds); start += step {
+		part := cmds[start:min(start+step, len(cmds))]
+		var sb strings.Builder
+		args := make([]any, 0, len(part)*12)
+		sb.WriteString("INSERT INTO commands (id, agent_id, type, params, status, key_id, signature, issued_at, expires_at, created_by, created_at) VALUES ")
+		for i, c := range part {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			n := len(args)
+			fmt.Fprintf(&sb, "($%d,$%d,$%d,$%d,'pending',$%d,$%d,$%d,$%d,$%d,$%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10)
+			args = append(args, c.ID, c.AgentID, c.Type, c.Params, c.KeyID, c.Signature, c.IssuedAt, c.ExpiresAt, c.CreatedBy, T(c.CreatedAt))
+		}
+		sb.WriteString(" ON CONFLICT (agent_id, type) WHERE status = 'pending' DO NOTHING RETURNING id")
+		rows, err := tx.QueryContext(ctx, sb.String(), args...)
+		if err != nil {
+			return nil, fmt.Errorf("storing commands: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("storing commands: %w", err)
+			}
+			inserted[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("storing commands: %w", err)
+		}
+	}
+	return inserted, nil
 }
 
 // CommandFilter narrows ListCommands.

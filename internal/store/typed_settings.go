@@ -27,6 +27,9 @@ type Settings struct {
 	// AgentUpgradesPerMinute a minute; "" turns automatic upgrades off.
 	MinAgentVersion        string `json:"min_agent_version"`
 	AgentUpgradesPerMinute int    `json:"agent_upgrades_per_minute"`
+	// KeyRotationGraceSeconds is how long a rotated-out signing key stays
+	// trusted (retiring) after POST /api/v1/security/keys/rotate.
+	KeyRotationGraceSeconds int `json:"key_rotation_grace_seconds"`
 }
 
 // settingMinAgentVersion is the one text setting.
@@ -38,25 +41,28 @@ func DefaultSettings(checkIn int) Settings {
 		checkIn = 300
 	}
 	return Settings{CheckInIntervalSeconds: checkIn, CommandTimeoutSeconds: 3600, CommandExpirySeconds: 7 * 24 * 3600,
-		ScanIntervalSeconds: DefaultScanIntervalSeconds, AgentUpgradesPerMinute: 10}
+		ScanIntervalSeconds: DefaultScanIntervalSeconds, AgentUpgradesPerMinute: 10,
+		KeyRotationGraceSeconds: 30 * 24 * 3600}
 }
 
 // SettingBounds holds the accepted range of each setting.
 var SettingBounds = map[string][2]int{
-	"check_in_interval_seconds": {10, 86400},
-	"command_timeout_seconds":   {30, 7 * 24 * 3600},
-	"command_expiry_seconds":    {60, 90 * 24 * 3600},
-	"scan_interval_seconds":     {300, 30 * 24 * 3600},
-	"agent_upgrades_per_minute": {1, 1000},
+	"check_in_interval_seconds":  {10, 86400},
+	"command_timeout_seconds":    {30, 7 * 24 * 3600},
+	"command_expiry_seconds":     {60, 90 * 24 * 3600},
+	"scan_interval_seconds":      {300, 30 * 24 * 3600},
+	"agent_upgrades_per_minute":  {1, 1000},
+	"key_rotation_grace_seconds": {3600, 365 * 24 * 3600},
 }
 
 func (st *Settings) fields() map[string]*int {
 	return map[string]*int{
-		"check_in_interval_seconds": &st.CheckInIntervalSeconds,
-		"command_timeout_seconds":   &st.CommandTimeoutSeconds,
-		"command_expiry_seconds":    &st.CommandExpirySeconds,
-		"scan_interval_seconds":     &st.ScanIntervalSeconds,
-		"agent_upgrades_per_minute": &st.AgentUpgradesPerMinute,
+		"check_in_interval_seconds":  &st.CheckInIntervalSeconds,
+		"command_timeout_seconds":    &st.CommandTimeoutSeconds,
+		"command_expiry_seconds":     &st.CommandExpirySeconds,
+		"scan_interval_seconds":      &st.ScanIntervalSeconds,
+		"agent_upgrades_per_minute":  &st.AgentUpgradesPerMinute,
+		"key_rotation_grace_seconds": &st.KeyRotationGraceSeconds,
 	}
 }
 

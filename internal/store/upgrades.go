@@ -139,8 +139,8 @@ type UpgradeTargetFilter struct {
 }
 
 // UpgradeTargets reads the agents the filter selects, oldest registration
-// first. With IDs, an id that is not an agent fails the call with
-// *UnknownAgentsError.
+// first. With IDs and no other filter, an id that is not an agent fails the
+// call with *UnknownAgentsError.
 func (s *Store) UpgradeTargets(ctx context.Context, f UpgradeTargetFilter) ([]UpgradeTarget, error) {
 	now := T(f.Now)
 	var where []string

@@ -210,20 +210,42 @@ export class FakeAgent {
     return r.commands.map((c) => c.type)
   }
 
-  /** Checks in and answers every command handed out with output. */
-  async answerCommands(output: string): Promise<string[]> {
-    const r = (await this.call('GET', `/api/v1/agents/${this.agentId}/commands`)) as { commands: Array<{ id: string; type: string }> }
+  /**
+   * Checks in and answers every command handed out with output (and the
+   * result details details() gives for it, e.g. install outcomes).
+   */
+  async answerCommands(output: string, details?: (c: HandedCommand) => unknown): Promise<string[]> {
+    const r = (await this.call('GET', `/api/v1/agents/${this.agentId}/commands`)) as { commands: HandedCommand[] }
     const now = new Date().toISOString()
     for (const c of r.commands) {
+      const d = details?.(c)
       await this.call('POST', `/api/v1/agents/${this.agentId}/commands/${c.id}/result`, {
         status: 'succeeded',
         exit_code: 0,
         output,
         started_at: now,
         finished_at: now,
+        ...(d !== undefined && { details: d }),
       })
     }
     return r.commands.map((c) => c.type)
+  }
+}
+
+/** A command as the agent API hands it out. */
+export interface HandedCommand {
+  id: string
+  type: string
+  params: Record<string, unknown>
+}
+
+/** The result details of an install_updates command that installed every update it carried. */
+export function installedDetails(c: HandedCommand): unknown {
+  const items = Array.isArray(c.params['updates']) ? (c.params['updates'] as Array<{ update_id: string; version: string }>) : []
+  return {
+    dry_run: false,
+    reboot_required: false,
+    results: items.map((u) => ({ update_id: u.update_id, status: 'installed', installed_version: u.version })),
   }
 }
 

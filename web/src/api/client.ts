@@ -99,6 +99,11 @@ type Method = 'GET' | 'POST' | 'PUT' | 'DELETE'
 
 let fetchImpl: typeof fetch = (input, init) => fetch(input, init)
 
+/** The fetch in use (the live event stream shares it, so tests can replace both). */
+export function currentFetch(): typeof fetch {
+  return fetchImpl
+}
+
 /** Replaces fetch (tests). */
 export function setFetch(f: typeof fetch): void {
   fetchImpl = f

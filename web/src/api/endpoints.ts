@@ -17,9 +17,11 @@ import type {
   Settings,
   SetupStatus,
   SigningKey,
-  StatsObject,
+  StatsOverview,
+  StatsTrends,
   Update,
   UpdateAction,
+  UpdateDetail,
   UpdateActionResult,
   User,
 } from './types'
@@ -64,6 +66,7 @@ export interface AgentQuery extends PageQuery {
   hostname?: string | undefined
   sort?: string | undefined
   update_status?: string | undefined
+  has_critical?: boolean | undefined
 }
 export const listAgents = (q: AgentQuery, signal?: AbortSignal) =>
   api.get<List<Agent>>(
@@ -76,6 +79,7 @@ export const listAgents = (q: AgentQuery, signal?: AbortSignal) =>
       hostname: q.hostname,
       sort: q.sort,
       update_status: q.update_status,
+      has_critical: q.has_critical,
     },
     signal,
   )
@@ -122,14 +126,22 @@ export const listUpdates = (q: UpdateQuery) =>
     q: q.q,
     sort: q.sort,
   })
-export const actOnUpdates = (action: UpdateAction, ids: string[]) =>
-  api.post<UpdateActionResult>(`${V1}/updates/${action}`, { update_ids: ids })
+export const actOnUpdates = (action: UpdateAction, ids: string[], dryRun = false) =>
+  api.post<UpdateActionResult>(`${V1}/updates/${action}`, dryRun ? { update_ids: ids, dry_run: true } : { update_ids: ids })
+export const getUpdate = (id: string) => api.get<UpdateDetail>(`${V1}/updates/${enc(id)}`)
 
 // Settings, keys, audit, stats.
 export const getSettings = () => api.get<Settings>(`${V1}/settings`)
 export const putSettings = (s: Settings) => api.put<Settings>(`${V1}/settings`, s)
 export const listSigningKeys = () => api.get<List<SigningKey>>(`${V1}/security/keys`)
-export const rotateSigningKey = () => api.post<unknown>(`${V1}/security/keys/rotate`)
+export interface RotateKeyResult {
+  keys: SigningKey[]
+  key_id: string
+  retiring_key_id: string
+  not_after: string
+  agents: number
+}
+export const rotateSigningKey = () => api.post<RotateKeyResult>(`${V1}/security/keys/rotate`)
 export interface AuditQuery {
   action?: string | undefined
   actor_id?: string | undefined
@@ -145,7 +157,8 @@ export const listAudit = (q: AuditQuery) =>
     target_id: q.target_id,
     cursor: q.cursor,
   })
-export const getOverviewStats = () => api.get<StatsObject>(`${V1}/stats/overview`)
+export const getOverviewStats = () => api.get<StatsOverview>(`${V1}/stats/overview`)
+export const getTrends = (days: number) => api.get<StatsTrends>(`${V1}/stats/trends`, { days })
 
 // Query options: the cache keys live here so mutations can invalidate them.
 export const keys = {
@@ -196,6 +209,9 @@ export const updatesQuery = (q: UpdateQuery) =>
 export const settingsQuery = queryOptions({ queryKey: keys.settings, queryFn: getSettings })
 export const signingKeysQuery = queryOptions({ queryKey: keys.signingKeys, queryFn: listSigningKeys })
 export const overviewStatsQuery = queryOptions({ queryKey: [...keys.stats, 'overview'], queryFn: getOverviewStats })
+export const trendsQuery = (days: number) =>
+  queryOptions({ queryKey: [...keys.stats, 'trends', days], queryFn: () => getTrends(days), staleTime: 60_000 })
+export const updateQuery = (id: string) => queryOptions({ queryKey: [...keys.updates, 'one', id], queryFn: () => getUpdate(id) })
 export const agentCountQuery = (status: AgentStatus | undefined) =>
   queryOptions({
     queryKey: [...keys.agents, 'count', status ?? 'all'],

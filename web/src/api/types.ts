@@ -194,6 +194,8 @@ export interface Command {
   acked_at: string | null
   finished_at: string | null
   result?: CommandResult | null
+  /** The agent's hostname (servers that send it; older ones name the agent by id only). */
+  hostname?: string
 }
 
 /**
@@ -281,6 +283,33 @@ export interface Update {
   last_seen_at: string
   updated_at: string
   status_changed_at: string | null
+  /** For needs_confirmation: the other packages the dry run found would change. */
+  extras?: PackageChange[] | null
+}
+
+/** A package beyond the update itself that an install would change (a dry run's finding). */
+export interface PackageChange {
+  package_type: string
+  package_name: string
+  /** upgrade, install (a new dependency) or remove. */
+  action: string
+  from_version?: string
+  to_version?: string
+}
+
+/** One status change of an update. */
+export interface UpdateHistoryEntry {
+  id: number
+  from_status: string
+  to_status: string
+  actor: string
+  note: string
+  at: string
+}
+
+/** GET /api/v1/updates/{id}: the update with its history, oldest first. */
+export interface UpdateDetail extends Update {
+  history: UpdateHistoryEntry[] | null
 }
 
 export type UpdateAction = 'approve' | 'reject' | 'ignore' | 'confirm'
@@ -291,11 +320,26 @@ export interface UpdateActionResult {
   commands: Command[] | null
 }
 
-/**
- * GET /api/v1/stats/overview: figures for the Overview page. The page
- * shows whatever numbers the answer holds, grouped by its top-level keys.
- */
-export type StatsValue = number | string | boolean | null | StatsObject | StatsValue[]
-export interface StatsObject {
-  [key: string]: StatsValue
+/** GET /api/v1/stats/overview: the figures of the Overview page. */
+export interface StatsOverview {
+  agents: { total: number; online: number; offline: number; stale: number }
+  update_status: Record<AgentUpdateStatus, number>
+  pending_by_severity: Record<Severity, number>
+  pending_by_package_type: Record<string, number>
+  reboot_required: number
+  failed_installs_24h: number
+  installed_24h: number
+}
+
+/** One day of GET /api/v1/stats/trends. */
+export interface TrendDay {
+  date: string
+  pending: Partial<Record<Severity, number>>
+  pending_by_package_type: Record<string, number>
+  installed: number
+  failed: number
+}
+
+export interface StatsTrends {
+  days: TrendDay[]
 }

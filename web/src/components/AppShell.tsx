@@ -20,6 +20,7 @@ import {
 } from 'lucide-react'
 import { useEffect, useState } from 'react'
 import { infoQuery, logout, meQuery } from '../api/endpoints'
+import { LiveIndicator, LiveProvider } from '../live/LiveProvider'
 import { ThemeToggle } from './ThemeToggle'
 import { Button } from './ui'
 
@@ -113,7 +114,8 @@ export function AppShell() {
       >
         Sign out
       </Button>
-      {info.data !== undefined && <p className="mt-2 px-1 text-xs text-zinc-500">RedFlag {info.data.version}</p>}
+      <LiveIndicator className="mt-2 px-1" />
+      {info.data !== undefined && <p className="mt-1 px-1 text-xs text-zinc-500">RedFlag {info.data.version}</p>}
     </div>
   )
   const brand = (
@@ -126,6 +128,7 @@ export function AppShell() {
   )
 
   return (
+    <LiveProvider>
     <div className="min-h-dvh lg:flex">
       <a
         href="#main"
@@ -142,6 +145,8 @@ export function AppShell() {
       {/* Phones and tablets: a top bar with a menu. */}
       <header className="sticky top-0 z-30 flex h-14 items-center justify-between border-b border-zinc-200 bg-white px-3 lg:hidden dark:border-zinc-800 dark:bg-zinc-900">
         {brand}
+        <div className="flex items-center gap-3">
+        <LiveIndicator compact />
         <Button
           variant="ghost"
           size="sm"
@@ -151,6 +156,7 @@ export function AppShell() {
           onClick={() => setMenuOpen((o) => !o)}
           icon={menuOpen ? <X className="size-5" aria-hidden="true" /> : <Menu className="size-5" aria-hidden="true" />}
         />
+        </div>
       </header>
       <div
         id="mobile-nav"
@@ -170,5 +176,6 @@ export function AppShell() {
         </div>
       </main>
     </div>
+    </LiveProvider>
   )
 }

@@ -1,10 +1,10 @@
 // Command history (fleet-wide or of one agent): status, duration, who
 // queued it, the output, and cancel for pending ones.
-import { useMutation, useQueries, useQuery, useQueryClient } from '@tanstack/react-query'
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { Link } from '@tanstack/react-router'
 import { Ban, FileText } from 'lucide-react'
 import { useMemo, useState } from 'react'
-import { agentQuery, cancelCommand, commandsQuery, keys, type CommandQuery } from '../api/endpoints'
+import { cancelCommand, commandsQuery, keys, type CommandQuery } from '../api/endpoints'
 import type { Command } from '../api/types'
 import { formatDateTime, formatDuration, humanize, secondsBetween, shortId } from '../lib/format'
 import { DataTable, type Columns } from './DataTable'
@@ -61,22 +61,6 @@ export function CommandDetails({ command }: { command: Command }) {
   )
 }
 
-/**
- * Hostnames of the agents on one page of commands (the command list names
- * agents by id only); each agent is fetched once and cached.
- */
-function useHostnames(ids: string[], enabled: boolean): ReadonlyMap<string, string> {
-  const results = useQueries({
-    queries: (enabled ? ids : []).map((id) => ({ ...agentQuery(id), staleTime: 5 * 60_000, retry: false })),
-  })
-  return useMemo(() => {
-    const m = new Map<string, string>()
-    for (const r of results) if (r.data !== undefined) m.set(r.data.id, r.data.hostname)
-    return m
-    // results is a new array each render; its data decides.
-  }, [results.map((r) => (r.data !== undefined ? `${r.data.id}=${r.data.hostname}` : '')).join('\n')])
-}
-
 export function CommandsTable({
   filter,
   offset,
@@ -93,8 +77,6 @@ export function CommandsTable({
 }) {
   const qc = useQueryClient()
   const q = useQuery(commandsQuery({ ...filter, limit, offset }))
-  const agentIds = useMemo(() => [...new Set((q.data?.items ?? []).map((c) => c.agent_id))], [q.data])
-  const hostnames = useHostnames(agentIds, showAgent)
   const [open, setOpen] = useState<Command | null>(null)
   const [cancelling, setCancelling] = useState<Command | null>(null)
   const cancel = useMutation({
@@ -155,13 +137,17 @@ export function CommandsTable({
             className="break-all text-red-700 hover:underline dark:text-red-400"
             title={row.original.agent_id}
           >
-            {hostnames.get(row.original.agent_id) ?? <span className="font-mono text-xs">{shortId(row.original.agent_id)}</span>}
+            {row.original.hostname !== undefined && row.original.hostname !== '' ? (
+              row.original.hostname
+            ) : (
+              <span className="font-mono text-xs">{shortId(row.original.agent_id)}</span>
+            )}
           </Link>
         ),
       })
     }
     return cols
-  }, [showAgent, hostnames])
+  }, [showAgent])
 
   if (q.isPending) return <LoadingState label="Loading commands…" />
   if (q.isError) return <ErrorState error={q.error} onRetry={() => void q.refetch()} />

@@ -3,10 +3,11 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { Link } from '@tanstack/react-router'
 import type { RowSelectionState, SortingState } from '@tanstack/react-table'
-import { Check, CheckCheck, EyeOff, X } from 'lucide-react'
+import { Check, CheckCheck, EyeOff, FlaskConical, Info, X } from 'lucide-react'
 import { useEffect, useMemo, useState } from 'react'
 import { actOnUpdates, keys, updatesQuery, type UpdateQuery } from '../api/endpoints'
 import type { Update, UpdateAction, UpdateActionResult } from '../api/types'
+import { ExtrasTable, UpdateDetailDialog } from './UpdateDetail'
 import { formatBytes, shortId } from '../lib/format'
 import { DataTable, type Columns } from './DataTable'
 import { ConfirmDialog } from './Dialog'
@@ -15,7 +16,16 @@ import { EmptyState, ErrorState, LoadingState, Notice } from './states'
 import { Time } from './Time'
 import { Badge, Button, StatusBadge } from './ui'
 
-const actionText: Record<UpdateAction, { verb: string; past: string; title: string; body: string }> = {
+/** The table's actions: the API's, and approve as a dry run. */
+export type TableAction = UpdateAction | 'preview'
+
+const actionText: Record<TableAction, { verb: string; past: string; title: string; body: string }> = {
+  preview: {
+    verb: 'Preview (dry run)',
+    past: 'Queued a dry run of',
+    title: 'Preview (dry run)',
+    body: 'The agents simulate installing these updates and report every package that would change; nothing is installed. Updates that would change other packages then wait for your confirmation.',
+  },
   approve: {
     verb: 'Approve',
     past: 'Approved',
@@ -32,7 +42,7 @@ const actionText: Record<UpdateAction, { verb: string; past: string; title: stri
   ignore: { verb: 'Ignore', past: 'Ignored', title: 'Ignore', body: 'Ignored updates are hidden until a newer version appears.' },
 }
 
-export function actionNotice(action: UpdateAction, r: UpdateActionResult): string {
+export function actionNotice(action: TableAction, r: UpdateActionResult): string {
   const cmds = r.commands?.length ?? 0
   const parts = [`${actionText[action].past} ${r.changed} update(s)`]
   if (r.unchanged > 0) parts.push(`${r.unchanged} already were`)
@@ -63,11 +73,17 @@ export function UpdatesTable({
   const q = useQuery(updatesQuery({ ...filter, limit, offset }))
   const [selection, setSelection] = useState<RowSelectionState>({})
   const ids = useMemo(() => Object.keys(selection).filter((k) => selection[k] === true), [selection])
-  const [pending, setPending] = useState<UpdateAction | null>(null)
+  const [target, setTarget] = useState<{ action: TableAction; rows: Update[] } | null>(null)
+  const [detail, setDetail] = useState<Update | null>(null)
   const [notice, setNotice] = useState<string | null>(null)
+  const ask = (action: TableAction, rows?: Update[]) => {
+    const chosen = rows ?? (q.data?.items ?? []).filter((u) => selection[u.id] === true)
+    setTarget({ action, rows: chosen })
+  }
   useEffect(() => setSelection({}), [offset, limit, filter.agent_id, filter.severity, filter.package_type, filter.status, filter.q, filter.sort])
   const act = useMutation({
-    mutationFn: ({ action, ids: list }: { action: UpdateAction; ids: string[] }) => actOnUpdates(action, list),
+    mutationFn: ({ action, ids: list }: { action: TableAction; ids: string[] }) =>
+      action === 'preview' ? actOnUpdates('approve', list, true) : actOnUpdates(action, list),
     onSuccess: (res, v) => {
       setNotice(actionNotice(v.action, res))
       setSelection({})
@@ -149,6 +165,22 @@ export function UpdatesTable({
         meta: { className: 'hidden xl:table-cell' },
         cell: ({ row }) => <Time iso={row.original.first_seen_at} />,
       },
+      {
+        id: 'details',
+        header: () => <span className="sr-only">Details</span>,
+        enableSorting: false,
+        cell: ({ row }) => (
+          <Button
+            size="sm"
+            variant="ghost"
+            onClick={() => setDetail(row.original)}
+            aria-label={`Details of ${row.original.package_name}`}
+            icon={<Info className="size-4" aria-hidden="true" />}
+          >
+            <span className="hidden sm:inline">Details</span>
+          </Button>
+        ),
+      },
     ]
     if (showAgent) {
       cols.splice(1, 0, {
@@ -177,18 +209,23 @@ export function UpdatesTable({
       {ids.length > 0 && (
         <div className="flex flex-wrap items-center gap-2 border-b border-zinc-200 bg-zinc-50 px-3 py-2 text-sm dark:border-zinc-800 dark:bg-zinc-950">
           <span className="font-medium">{ids.length} selected</span>
-          <Button size="sm" variant="primary" onClick={() => setPending('approve')} icon={<Check className="size-4" aria-hidden="true" />}>
+          <Button size="sm" variant="primary" onClick={() => ask('approve')} icon={<Check className="size-4" aria-hidden="true" />}>
             Approve…
           </Button>
-          <Button size="sm" variant="danger" onClick={() => setPending('reject')} icon={<X className="size-4" aria-hidden="true" />}>
+          <Button size="sm" onClick={() => ask('preview')} icon={<FlaskConical className="size-4" aria-hidden="true" />}>
+            Preview (dry run)…
+          </Button>
+          <Button size="sm" variant="danger" onClick={() => ask('reject')} icon={<X className="size-4" aria-hidden="true" />}>
             Reject…
           </Button>
-          <Button size="sm" onClick={() => setPending('ignore')} icon={<EyeOff className="size-4" aria-hidden="true" />}>
+          <Button size="sm" onClick={() => ask('ignore')} icon={<EyeOff className="size-4" aria-hidden="true" />}>
             Ignore…
           </Button>
-          <Button size="sm" onClick={() => setPending('confirm')} icon={<CheckCheck className="size-4" aria-hidden="true" />}>
-            Confirm extras…
-          </Button>
+          {(q.data?.items ?? []).some((u) => selection[u.id] === true && u.status === 'needs_confirmation') && (
+            <Button size="sm" onClick={() => ask('confirm')} icon={<CheckCheck className="size-4" aria-hidden="true" />}>
+              Confirm extras…
+            </Button>
+          )}
         </div>
       )}
       {notice !== null && (
@@ -213,15 +250,47 @@ export function UpdatesTable({
         }
       />
       <Pagination offset={offset} limit={limit} total={q.data.total} busy={q.isFetching} onOffsetChange={(o) => onPage(o, limit)} onLimitChange={(l) => onPage(0, l)} />
+      <UpdateDetailDialog
+        update={detail}
+        onClose={() => setDetail(null)}
+        onAction={(a, u) => {
+          setDetail(null)
+          ask(a, [u])
+        }}
+      />
       <ConfirmDialog
-        open={pending !== null}
-        onClose={() => setPending(null)}
-        title={pending !== null ? `${actionText[pending].title} ${ids.length} update(s)?` : ''}
-        confirmLabel={pending !== null ? actionText[pending].verb : 'OK'}
-        onConfirm={() => (pending !== null ? act.mutateAsync({ action: pending, ids }) : undefined)}
+        open={target !== null}
+        onClose={() => setTarget(null)}
+        title={target !== null ? `${actionText[target.action].title} ${target.rows.length} update(s)?` : ''}
+        confirmLabel={target !== null ? actionText[target.action].verb : 'OK'}
+        onConfirm={() => {
+          if (target === null) return undefined
+          const rows = target.action === 'confirm' ? target.rows.filter((u) => u.status === 'needs_confirmation') : target.rows
+          return act.mutateAsync({ action: target.action, ids: rows.map((u) => u.id) })
+        }}
       >
-        <p>{pending !== null && actionText[pending].body}</p>
+        <p>{target !== null && actionText[target.action].body}</p>
+        {target?.action === 'confirm' && <ConfirmExtras rows={target.rows} />}
       </ConfirmDialog>
     </>
+  )
+}
+
+/** The extras of each update about to be confirmed, so the admin sees what else changes. */
+function ConfirmExtras({ rows }: { rows: Update[] }) {
+  const waiting = rows.filter((u) => u.status === 'needs_confirmation')
+  const skipped = rows.length - waiting.length
+  return (
+    <div className="space-y-3">
+      {skipped > 0 && <p className="text-zinc-600 dark:text-zinc-400">{skipped} selected update(s) are not waiting for a confirmation and are left as they are.</p>}
+      {waiting.map((u) => (
+        <section key={u.id}>
+          <h3 className="mb-1 text-xs font-medium break-all">
+            {u.package_name} <span className="font-normal text-zinc-500">on {u.hostname || shortId(u.agent_id)}</span>
+          </h3>
+          <ExtrasTable extras={u.extras ?? []} caption={`Packages changed along with ${u.package_name}`} />
+        </section>
+      ))}
+    </div>
   )
 }

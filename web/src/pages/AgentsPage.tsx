@@ -4,9 +4,9 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { Link } from '@tanstack/react-router'
 import type { RowSelectionState } from '@tanstack/react-table'
-import { Radar, Search as SearchIcon, ServerCog, Trash2 } from 'lucide-react'
+import { Radar, Search as SearchIcon, ServerCog, ShieldCheck, Trash2 } from 'lucide-react'
 import { useEffect, useMemo, useState } from 'react'
-import { agentsQuery, createCommands, deleteAgent, keys } from '../api/endpoints'
+import { actOnUpdates, agentsQuery, createCommands, deleteAgent, keys, listUpdates } from '../api/endpoints'
 import { AGENT_UPDATE_STATUSES, type Agent, type AgentStatus, type AgentUpdateStatus, type OSType } from '../api/types'
 import { DataTable, type Columns } from '../components/DataTable'
 import { ConfirmDialog } from '../components/Dialog'
@@ -31,6 +31,27 @@ export interface AgentsSearch {
   os?: OSType
   q?: string
   updates?: AgentUpdateStatus
+  critical?: 'yes' | 'no'
+}
+
+const CRITICAL = ['yes', 'no'] as const
+const SECURITY_SEVERITIES = ['critical', 'important'] as const
+const PAGE = 500
+const MAX_IDS = 10_000
+
+/** The ids of the selected agents' pending critical and important updates, fetched page by page. */
+export async function securityUpdateIds(agentIds: string[]): Promise<string[]> {
+  const ids: string[] = []
+  for (const agent_id of agentIds) {
+    for (const severity of SECURITY_SEVERITIES) {
+      for (let offset = 0; ; offset += PAGE) {
+        const page = await listUpdates({ agent_id, severity, status: 'pending', limit: PAGE, offset })
+        for (const u of page.items) ids.push(u.id)
+        if (page.items.length < PAGE || offset + PAGE >= page.total) break
+      }
+    }
+  }
+  return ids
 }
 
 export function parseAgentsSearch(s: Search): AgentsSearch {
@@ -43,6 +64,7 @@ export function parseAgentsSearch(s: Search): AgentsSearch {
     os: oneOf(s['os'], OSES),
     q: str(s['q'], 255),
     updates: oneOf(s['updates'], AGENT_UPDATE_STATUSES),
+    critical: oneOf(s['critical'], CRITICAL),
   })
 }
 
@@ -141,13 +163,39 @@ export function AgentsPage({ search, onSearch }: { search: AgentsSearch; onSearc
     // Only the typed text drives this; the other filters navigate directly.
   }, [debounced])
   const q = useQuery(
-    agentsQuery({ limit, offset, status: search.status, os: search.os, hostname: search.q, sort: search.sort, update_status: search.updates }),
+    agentsQuery({ limit, offset, status: search.status, os: search.os, hostname: search.q, sort: search.sort, update_status: search.updates,
+      has_critical: search.critical === undefined ? undefined : search.critical === 'yes' }),
   )
   const [selection, setSelection] = useState<RowSelectionState>({})
   const selectedIds = useMemo(() => Object.keys(selection).filter((k) => selection[k] === true), [selection])
-  useEffect(() => setSelection({}), [offset, limit, search.status, search.os, search.q, search.sort, search.updates])
+  useEffect(() => setSelection({}), [offset, limit, search.status, search.os, search.q, search.sort, search.updates, search.critical])
   const [notice, setNotice] = useState<string | null>(null)
   const [confirmDelete, setConfirmDelete] = useState(false)
+  // The security updates of the selected agents, listed before asking.
+  const [security, setSecurity] = useState<{ agents: number; ids: string[] } | null>(null)
+  const gather = useMutation({
+    mutationFn: () => securityUpdateIds(selectedIds),
+    onSuccess: (ids) => {
+      if (ids.length === 0) setNotice(`The ${selectedIds.length} selected agent(s) have no pending critical or important update.`)
+      else setSecurity({ agents: selectedIds.length, ids })
+    },
+  })
+  const approveSecurity = async (ids: string[]) => {
+    let changed = 0
+    let commands = 0
+    for (let i = 0; i < ids.length; i += MAX_IDS) {
+      const r = await actOnUpdates('approve', ids.slice(i, i + MAX_IDS))
+      changed += r.changed
+      commands += r.commands?.length ?? 0
+    }
+    setNotice(`Approved ${changed} security update(s); queued ${commands} install command(s).`)
+    setSelection({})
+    await Promise.all([
+      qc.invalidateQueries({ queryKey: keys.updates }),
+      qc.invalidateQueries({ queryKey: keys.commands }),
+      qc.invalidateQueries({ queryKey: keys.agents }),
+    ])
+  }
 
   const queue = useMutation({
     mutationFn: (type: 'scan_updates' | 'collect_specs') => createCommands({ agent_ids: selectedIds, type }),
@@ -171,7 +219,8 @@ export function AgentsPage({ search, onSearch }: { search: AgentsSearch; onSearc
     setNotice(`Deleted ${selectedIds.length} agent(s).`)
   }
 
-  const filtered = search.status !== undefined || search.os !== undefined || search.updates !== undefined || (search.q ?? '') !== ''
+  const filtered =
+    search.status !== undefined || search.os !== undefined || search.updates !== undefined || search.critical !== undefined || (search.q ?? '') !== ''
   const data = q.data?.items
   return (
     <>
@@ -239,6 +288,16 @@ export function AgentsPage({ search, onSearch }: { search: AgentsSearch; onSearc
                 </option>
               ))}
             </Select>
+            <Select
+              aria-label="Filter by critical updates"
+              className="w-auto"
+              value={search.critical ?? ''}
+              onChange={(e) => onSearch(compact({ ...search, critical: oneOf(e.target.value, CRITICAL), offset: undefined }))}
+            >
+              <option value="">With or without critical</option>
+              <option value="yes">With critical updates</option>
+              <option value="no">Without critical updates</option>
+            </Select>
           </div>
           {selectedIds.length > 0 && (
             <div className="flex flex-wrap items-center gap-2 border-b border-zinc-200 bg-zinc-50 px-3 py-2 text-sm dark:border-zinc-800 dark:bg-zinc-950">
@@ -249,6 +308,15 @@ export function AgentsPage({ search, onSearch }: { search: AgentsSearch; onSearc
               <Button size="sm" busy={queue.isPending && queue.variables === 'collect_specs'} onClick={() => queue.mutate('collect_specs')} icon={<ServerCog className="size-4" aria-hidden="true" />}>
                 Refresh inventory
               </Button>
+              <Button
+                size="sm"
+                variant="primary"
+                busy={gather.isPending}
+                onClick={() => gather.mutate()}
+                icon={<ShieldCheck className="size-4" aria-hidden="true" />}
+              >
+                Approve security updates…
+              </Button>
               <Button size="sm" variant="danger" onClick={() => setConfirmDelete(true)} icon={<Trash2 className="size-4" aria-hidden="true" />}>
                 Delete…
               </Button>
@@ -257,10 +325,11 @@ export function AgentsPage({ search, onSearch }: { search: AgentsSearch; onSearc
               </Button>
             </div>
           )}
-          {(notice !== null || queue.error !== null) && (
+          {(notice !== null || queue.error !== null || gather.error !== null) && (
             <div className="space-y-2 border-b border-zinc-200 p-3 dark:border-zinc-800">
               {notice !== null && <Notice>{notice}</Notice>}
               <InlineError error={queue.error} />
+              <InlineError error={gather.error} />
             </div>
           )}
           {q.isPending ? (
@@ -302,6 +371,18 @@ export function AgentsPage({ search, onSearch }: { search: AgentsSearch; onSearc
           )}
         </div>
       </Card>
+      <ConfirmDialog
+        open={security !== null}
+        onClose={() => setSecurity(null)}
+        title={security !== null ? `Approve ${formatNumber(security.ids.length)} security update(s) on ${security.agents} agent(s)?` : ''}
+        confirmLabel="Approve"
+        onConfirm={() => (security !== null ? approveSecurity(security.ids) : undefined)}
+      >
+        <p>
+          Every pending update of severity critical or important on the selected agents is approved; each agent installs
+          them at its next check-in (one signed install command per agent).
+        </p>
+      </ConfirmDialog>
       <ConfirmDialog
         open={confirmDelete}
         onClose={() => setConfirmDelete(false)}

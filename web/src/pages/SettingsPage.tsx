@@ -131,9 +131,12 @@ function SigningKeys() {
         title="Rotate the signing key?"
         confirmLabel="Rotate key"
         onConfirm={async () => {
-          await rotateSigningKey()
-          await qc.invalidateQueries({ queryKey: keys.signingKeys })
-          setNotice('A new key is active; the old one is retiring and stays trusted for its grace period.')
+          const r = await rotateSigningKey()
+          await Promise.all([qc.invalidateQueries({ queryKey: keys.signingKeys }), qc.invalidateQueries({ queryKey: keys.commands })])
+          setNotice(
+            `Key ${r.key_id} is active; ${r.retiring_key_id} is retiring and stays trusted until ${formatDateTime(r.not_after)}. ` +
+              `${r.agents} agent(s) receive the new key in a rotate_key command.`,
+          )
         }}
       >
         <p>

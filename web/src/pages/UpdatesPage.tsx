@@ -1,7 +1,10 @@
+import { useQuery } from '@tanstack/react-query'
 import { Link } from '@tanstack/react-router'
 import { Search as SearchIcon } from 'lucide-react'
 import { useEffect, useState } from 'react'
 import { OPEN_UPDATES, PACKAGE_TYPES, SEVERITIES, UPDATE_STATES, type Severity, type UpdateState } from '../api/types'
+import { agentQuery } from '../api/endpoints'
+import { AgentPicker } from '../components/AgentPicker'
 import { UpdatesTable } from '../components/UpdatesTable'
 import { sortToState, stateToSort } from '../lib/sort'
 import { Card, Input, PageHeader, Select } from '../components/ui'
@@ -51,7 +54,13 @@ export function UpdatesPage({ search, onSearch }: { search: UpdatesSearch; onSea
   }, [debounced])
   // Open updates (waiting to be installed) unless another status is chosen.
   const status = search.status ?? OPEN_UPDATES
-  const filtered = search.severity !== undefined || search.package_type !== undefined || (search.q ?? '') !== '' || search.status !== undefined
+  const agent = useQuery({ ...agentQuery(search.agent_id ?? ''), enabled: search.agent_id !== undefined, retry: false })
+  const filtered =
+    search.severity !== undefined ||
+    search.package_type !== undefined ||
+    (search.q ?? '') !== '' ||
+    search.status !== undefined ||
+    search.agent_id !== undefined
   return (
     <>
       <PageHeader title="Updates" description="What the agents' package managers offer. Approved updates are installed at the next check-in." />
@@ -97,23 +106,29 @@ export function UpdatesPage({ search, onSearch }: { search: UpdatesSearch; onSea
               ))}
             </Select>
             <Select
-              aria-label="Filter by package type"
+              aria-label="Filter by package manager"
               className="w-auto"
               value={search.package_type ?? ''}
               onChange={(e) => onSearch(compact({ ...search, package_type: oneOf(e.target.value, PACKAGE_TYPES), offset: undefined }))}
             >
-              <option value="">All package types</option>
+              <option value="">All package managers</option>
               {PACKAGE_TYPES.map((t) => (
                 <option key={t} value={t}>
                   {humanize(t)}
                 </option>
               ))}
             </Select>
-            {search.agent_id !== undefined && (
+            {search.agent_id === undefined ? (
+              <AgentPicker onPick={(id) => onSearch(compact({ ...search, agent_id: id, offset: undefined }))} />
+            ) : (
               <span className="flex items-center gap-2 text-sm">
                 Agent{' '}
-                <Link to="/agents/$agentId" params={{ agentId: search.agent_id }} className="font-mono text-red-700 hover:underline dark:text-red-400">
-                  {shortId(search.agent_id)}
+                <Link
+                  to="/agents/$agentId"
+                  params={{ agentId: search.agent_id }}
+                  className={`break-all text-red-700 hover:underline dark:text-red-400 ${agent.data === undefined ? 'font-mono' : ''}`}
+                >
+                  {agent.data?.hostname ?? shortId(search.agent_id)}
                 </Link>
                 <button
                   type="button"
