@@ -25,7 +25,7 @@ SHA256SUM   := $(shell command -v sha256sum >/dev/null 2>&1 && echo sha256sum ||
 FUZZTIME    ?= 5000x
 BENCHTIME   ?= 3s
 
-.PHONY: help build run test lint cross version-check test-go test-web test-browser web fuzz bench clean
+.PHONY: help build run test lint cross version-check test-go test-web test-browser web fuzz bench bench-browser clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -34,6 +34,7 @@ help: ## list the targets
 # redflag-server. It needs Node.js >= 20.19 and npm; without them, outside
 # CI, the server is built without it and says so at /.
 NPM         ?= npm
+NPX         ?= npx
 CHROMIUM    ?= /usr/bin/chromium
 WEB_SRC     := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json
 HAVE_NPM    := $(shell command -v $(NPM) >/dev/null 2>&1 && echo yes)
@@ -132,8 +133,14 @@ fuzz: ## run every fuzz target briefly
 	  done; \
 	done
 
-bench: ## benchmarks against the real server (PostgreSQL too when REDFLAG_TEST_POSTGRES_URL is set)
+bench: ## benchmarks against the real server (PostgreSQL too when REDFLAG_TEST_POSTGRES_URL is set), then bench-browser
 	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -timeout 30m ./...
+	$(MAKE) bench-browser
+
+bench-browser: build ## the Agents page with 10,000 agents in Chromium: first page, sort and search, each from the action to the rows (target <= 1 s)
+	@if [ ! -x "$(CHROMIUM)" ]; then echo "bench-browser: SKIPPED: $(CHROMIUM) is missing (apt-get install -y chromium)"; exit 0; fi; \
+	if [ ! -f web/dist/index.html ]; then echo "bench-browser: SKIPPED: the dashboard is not built (needs npm)"; exit 0; fi; \
+	cd web && CHROMIUM_PATH=$(CHROMIUM) $(NPX) vitest run --config vitest.perf.config.ts
 
 clean: ## remove build output (keeps web/node_modules)
 	rm -rf bin web/test-results

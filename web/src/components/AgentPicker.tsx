@@ -18,7 +18,6 @@ export function AgentPicker({ onPick }: { onPick: (id: string) => void }) {
         type="search"
         aria-label="Filter by agent (hostname)"
         aria-controls={listId}
-        aria-expanded={open}
         placeholder="Agent hostname"
         value={text}
         onChange={(e) => setText(e.target.value)}

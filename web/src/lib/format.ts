@@ -50,15 +50,20 @@ export function formatRelative(iso: string | null | undefined, now: number = Dat
   return formatDateTime(iso)
 }
 
+// One formatter each: toLocaleString with options builds a new Intl
+// formatter on every call, which costs milliseconds over a page of rows.
+const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' })
+const numberFormat = new Intl.NumberFormat()
+
 export function formatDateTime(iso: string | null | undefined): string {
   if (!iso) return '—'
   const d = new Date(iso)
   if (Number.isNaN(d.getTime())) return '—'
-  return d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' })
+  return dateTimeFormat.format(d)
 }
 
 export function formatNumber(n: number): string {
-  return n.toLocaleString()
+  return numberFormat.format(n)
 }
 
 export function osLabel(os: string): string {
