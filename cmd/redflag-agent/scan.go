@@ -19,9 +19,11 @@ import (
 )
 
 // newScannerSet builds every scanner and installer this platform has,
-// configured by the agent config's "scanners" section.
+// configured by the agent config's "scanners" section. Not running as root
+// (the Linux service account), the package managers run through sudo -n
+// (scanner.SudoPrograms).
 func newScannerSet(cfg *agent.ScanConfig) *scanner.Set {
-	scs, ins := scanner.Default(scanner.Exec{}, cfg.Options())
+	scs, ins := scanner.Default(scanner.Exec{Sudo: true}, cfg.Options())
 	return scanner.NewSet(scs, ins, cfg.Options().Timeout, cfg.Breaker(), nil)
 }
 

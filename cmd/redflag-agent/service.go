@@ -38,7 +38,10 @@ func serviceLogOutput(stderr io.Writer, stateDir string, interactive bool) (io.W
 
 func cmdInstallService(args []string, stdout, stderr io.Writer) int {
 	var c commonFlags
+	var runAs string
 	fs := newFlagSet("install-service", stderr, &c)
+	fs.StringVar(&runAs, "user", "", "Linux: the account the service runs as (the install script passes redflag; "+
+		"it reaches root through sudo and /etc/sudoers.d/redflag-agent); default root")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -61,12 +64,23 @@ func cmdInstallService(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	st.Close()
+	if err := applyServiceUser(&o, runAs, stderr); err != nil {
+		fmt.Fprintf(stderr, "redflag-agent install-service: %v\n", err)
+		return 1
+	}
 	log, _ := newLogger(stderr, "text", "info")
 	if err := agent.InstallService(o, log); err != nil {
 		fmt.Fprintf(stderr, "redflag-agent install-service: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "The %s service is installed and started; it runs %s.\n", agent.ServiceName(runtime.GOOS), o.Executable)
+	as := "root"
+	if o.User != "" {
+		as = o.User
+	}
+	if runtime.GOOS == "windows" {
+		as = "LocalSystem"
+	}
+	fmt.Fprintf(stdout, "The %s service is installed and started; it runs %s as %s.\n", agent.ServiceName(runtime.GOOS), o.Executable, as)
 	return 0
 }
 

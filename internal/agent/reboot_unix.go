@@ -7,36 +7,49 @@ import (
 	"fmt"
 	"os/exec"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/redflaghq/redflag/internal/scanner"
 )
 
 // SystemReboot schedules a reboot with `shutdown -r +MINUTES`, run directly
 // (no shell). shutdown counts in whole minutes, so the delay is rounded up
 // and is at least one minute: the agent must get the command's result out
-// before the machine goes down.
+// before the machine goes down. An agent that is not root (the Linux
+// service account) runs it as `sudo -n -- /usr/sbin/shutdown -r …`, which
+// the sudoers drop-in allows (scanner.SudoPrograms).
 func SystemReboot(ctx context.Context, delay time.Duration) error {
-	path, err := findProgram("shutdown", "/sbin/shutdown", "/usr/sbin/shutdown", "/usr/bin/shutdown")
+	return systemReboot(ctx, delay, scanner.Exec{Sudo: true})
+}
+
+func systemReboot(ctx context.Context, delay time.Duration, r scanner.Exec) error {
+	path, err := findProgram("shutdown", scanner.SudoPrograms["shutdown"]...)
 	if err != nil {
 		return err
 	}
 	minutes := max(1, int((delay+time.Minute-1)/time.Minute))
-	out, err := exec.CommandContext(ctx, path, "-r", "+"+strconv.Itoa(minutes), "RedFlag: reboot requested by an administrator").CombinedOutput()
+	res, err := r.Run(ctx, path, "-r", "+"+strconv.Itoa(minutes), "RedFlag: reboot requested by an administrator")
 	if err != nil {
-		return fmt.Errorf("%s -r +%d: %v: %s", path, minutes, err, clip(string(out), 500))
+		return fmt.Errorf("%s -r +%d: %v", path, minutes, err)
+	}
+	if res.ExitCode != 0 {
+		out := strings.TrimSpace(string(res.Stderr) + "\n" + string(res.Stdout))
+		return fmt.Errorf("%s -r +%d: exit status %d: %s", path, minutes, res.ExitCode, clip(out, 500))
 	}
 	return nil
 }
 
-// findProgram looks name up in PATH, then at the given absolute paths (a
-// service's PATH can be minimal).
+// findProgram looks name up at the given absolute paths first (those the
+// sudoers drop-in names), then in PATH.
 func findProgram(name string, paths ...string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
 	for _, p := range paths {
 		if fileExists(p) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("%s not found in PATH or %v", name, paths)
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("%s not found in %v or PATH", name, paths)
 }

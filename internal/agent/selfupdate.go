@@ -360,15 +360,24 @@ func exeSuffix() string {
 	return ""
 }
 
-// executablePath is the running binary, symbolic links resolved (the file
-// to back up and replace is the real one).
+// executablePath is the running binary, symbolic links resolved: the file
+// to back up and replace is the real one. The Linux install script puts it
+// at /usr/local/lib/redflag/redflag-agent, in a directory the agent's
+// unprivileged account owns, behind the link /usr/local/bin/redflag-agent
+// (a directory such an account cannot write): the new binary is renamed
+// over the real file, inside its own directory, and the link keeps working.
 func executablePath() (string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return "", err
 	}
-	if real, err := filepath.EvalSymlinks(exe); err == nil {
-		exe = real
+	return realPath(exe), nil
+}
+
+// realPath is p with symbolic links resolved (p itself when that fails).
+func realPath(p string) string {
+	if real, err := filepath.EvalSymlinks(p); err == nil {
+		return real
 	}
-	return exe, nil
+	return p
 }

@@ -65,9 +65,26 @@ type ServiceOptions struct {
 	// ConfigPath and StateDir are passed to `run` explicitly.
 	ConfigPath string
 	StateDir   string
+	// User and Group (Linux only) are the account the systemd unit runs
+	// the agent as (User=, Group=); empty: root. The install script passes
+	// the "redflag" service account, which reaches root only through the
+	// sudoers drop-in (scanner.SudoPrograms).
+	User  string
+	Group string
+	// SupplementaryGroups (Linux only, with User) are extra groups of the
+	// service, e.g. "docker" for the Docker socket.
+	SupplementaryGroups []string
 }
 
 func (o ServiceOptions) check() error {
+	if o.User == "" && (o.Group != "" || len(o.SupplementaryGroups) > 0) {
+		return errors.New("a group needs a user (--user)")
+	}
+	for _, n := range append([]string{o.User, o.Group}, o.SupplementaryGroups...) {
+		if n != "" && !validAccountName(n) {
+			return fmt.Errorf("%q is not a user or group name the service can use", n)
+		}
+	}
 	for _, p := range []struct{ name, v string }{{"the binary", o.Executable}, {"--config", o.ConfigPath}, {"--state-dir", o.StateDir}} {
 		if p.v == "" || !filepath.IsAbs(p.v) {
 			return fmt.Errorf("%s must be an absolute path, got %q", p.name, p.v)
@@ -80,6 +97,20 @@ func (o ServiceOptions) check() error {
 		}
 	}
 	return nil
+}
+
+// validAccountName accepts the portable user and group names (what
+// useradd accepts by default): no quoting is ever needed in a unit file.
+func validAccountName(n string) bool {
+	if n == "" || len(n) > 32 || n[0] == '-' || (n[0] >= '0' && n[0] <= '9') {
+		return false
+	}
+	for _, c := range n {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // serviceArgs are the arguments of the service's command line.
@@ -100,8 +131,16 @@ var systemdReadWritePaths = []string{"/etc", "/usr", "/var", "/opt", "-/boot", "
 
 // SystemdUnit renders the agent's systemd unit.
 //
-// The trade-off, documented in docs/ARCHITECTURE.md: the agent must run as
-// root, since installing updates is what it is for. ProtectSystem=strict
+// With User set (the install script's "redflag" account) the agent runs
+// unprivileged and reaches root only through `sudo -n`, for the programs
+// the sudoers drop-in allows (scanner.SudoPrograms); without it, as root.
+// Either way the package managers end up running as root inside this
+// unit's sandbox (sudo does not leave the unit's mount namespace), so the
+// sandbox is the same for both.
+//
+// The trade-off, documented in docs/ARCHITECTURE.md: the package managers
+// must run as root, since installing updates is what the agent is for.
+// ProtectSystem=strict
 // then keeps everything read-only except the directories package managers
 // and package scripts write (systemdReadWritePaths), plus the agent's own
 // config, state and binary directories; ProtectHome=read-only keeps users'
@@ -113,8 +152,9 @@ var systemdReadWritePaths = []string{"/etc", "/usr", "/var", "/opt", "-/boot", "
 // runs only commands signed by the server's key.
 //
 // Left off on purpose, because they break package installs:
-// NoNewPrivileges (it blocks the SELinux domain transitions of rpm
-// scriptlets and setuid helpers package scripts use), RestrictSUIDSGID
+// NoNewPrivileges (it would stop sudo, which is setuid, and blocks the
+// SELinux domain transitions of rpm scriptlets and setuid helpers package
+// scripts use), RestrictSUIDSGID
 // (packages install setuid files), ProtectKernelModules (kernel updates run
 // depmod and write /usr/lib/modules), ProtectKernelTunables (scripts run
 // sysctl), PrivateDevices (boot-loader and initramfs tools probe disks),
@@ -136,6 +176,20 @@ func SystemdUnit(o ServiceOptions) (string, error) {
 	for i, p := range rw {
 		rw[i] = systemdPath(p)
 	}
+	account := "# The agent runs as root (install-service without --user).\n"
+	if o.User != "" {
+		group := o.Group
+		if group == "" {
+			group = o.User
+		}
+		account = "# The agent runs as " + o.User + "; it runs the package managers and shutdown -r as root\n" +
+			"# through sudo -n, as far as /etc/sudoers.d/redflag-agent allows.\n" +
+			"User=" + o.User + "\nGroup=" + group + "\n"
+		if len(o.SupplementaryGroups) > 0 {
+			account += "# Access to the Docker socket (the group existed when the service was installed).\n" +
+				"SupplementaryGroups=" + strings.Join(o.SupplementaryGroups, " ") + "\n"
+		}
+	}
 	var b strings.Builder
 	b.WriteString(`# The RedFlag agent. Written by "redflag-agent install-service";
 # "redflag-agent uninstall-service" stops the agent and removes this file.
@@ -149,7 +203,7 @@ StartLimitIntervalSec=0
 
 [Service]
 Type=simple
-ExecStart=` + systemdExec(o.Executable, o.serviceArgs()) + `
+` + account + `ExecStart=` + systemdExec(o.Executable, o.serviceArgs()) + `
 # Exit code 75 (and any other failure) asks for a restart: after a
 # self-upgrade the new binary starts, after a failed one the restored one.
 Restart=on-failure
@@ -159,13 +213,15 @@ RestartSec=5s
 KillMode=mixed
 TimeoutStopSec=` + fmt.Sprintf("%ds", int(serviceStopTimeout/time.Second)) + `
 
-# Hardening (root is needed to install updates; see docs/ARCHITECTURE.md).
+# Hardening (the package managers run as root, directly or through sudo,
+# inside this sandbox; see docs/ARCHITECTURE.md).
 ProtectSystem=strict
 ReadWritePaths=` + strings.Join(rw, " ") + `
 ProtectHome=read-only
 PrivateTmp=yes
-# Off on purpose: it would block the SELinux domain transitions and setuid
-# helpers that package managers and package scripts rely on.
+# Off on purpose: it would stop sudo (setuid) and block the SELinux domain
+# transitions and setuid helpers that package managers and package scripts
+# rely on.
 NoNewPrivileges=no
 ProtectKernelLogs=yes
 RestrictRealtime=yes

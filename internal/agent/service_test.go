@@ -107,6 +107,53 @@ func TestSystemdUnit(t *testing.T) {
 	}
 }
 
+// TestSystemdUnitUser: install-service --user redflag (the install script)
+// runs the agent as redflag, sudo still usable, in the same sandbox.
+func TestSystemdUnitUser(t *testing.T) {
+	o := defaultServiceOptions
+	o.Executable = "/usr/local/lib/redflag/redflag-agent"
+	o.User, o.Group = "redflag", "redflag"
+	unit, err := SystemdUnit(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := SystemdUnit(defaultServiceOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"User": "redflag", "Group": "redflag", "NoNewPrivileges": "no", "ProtectSystem": "strict",
+		"ExecStart": `"/usr/local/lib/redflag/redflag-agent" "run" "--config" "/etc/redflag/agent/config.json" "--state-dir" "/var/lib/redflag/agent"`} {
+		if got := unitValues(unit, k); len(got) != 1 || got[0] != v {
+			t.Errorf("%s = %q, want exactly %q", k, got, v)
+		}
+	}
+	// The package managers run as root through sudo inside this unit's
+	// mount namespace: they need the same writable paths.
+	if a, b := unitValues(unit, "ReadWritePaths"), unitValues(root, "ReadWritePaths"); len(a) != 1 || a[0] != b[0] {
+		t.Errorf("ReadWritePaths %q, want the root unit's %q", a, b)
+	}
+	if v := unitValues(unit, "SupplementaryGroups"); len(v) != 0 {
+		t.Errorf("SupplementaryGroups=%q without a docker group", v)
+	}
+	o.SupplementaryGroups = []string{"docker"}
+	unit, err = SystemdUnit(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := unitValues(unit, "SupplementaryGroups"); len(v) != 1 || v[0] != "docker" {
+		t.Errorf("SupplementaryGroups = %q, want docker", v)
+	}
+	for _, bad := range []ServiceOptions{
+		{User: "red flag"}, {User: "root\nExecStartPre=/bin/evil"}, {User: "-x"}, {User: "1abc"},
+		{Group: "redflag"}, {User: "redflag", SupplementaryGroups: []string{"docker wheel"}},
+	} {
+		bad.Executable, bad.ConfigPath, bad.StateDir = o.Executable, o.ConfigPath, o.StateDir
+		if _, err := SystemdUnit(bad); err == nil {
+			t.Errorf("SystemdUnit accepted the account %q/%q/%q", bad.User, bad.Group, bad.SupplementaryGroups)
+		}
+	}
+}
+
 // TestSystemdUnitVerifies runs systemd-analyze verify on the unit when the
 // machine has it (no systemd needs to run).
 func TestSystemdUnitVerifies(t *testing.T) {

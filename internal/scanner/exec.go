@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 )
 
@@ -36,11 +37,31 @@ type Runner interface {
 type Exec struct {
 	// Env is added to the fixed environment (KEY=VALUE).
 	Env []string
+	// Sudo runs the programs of SudoPrograms through `sudo -n --` when the
+	// process is not root (the Linux agent's service account; see
+	// sudo.go). Root, and every other program, run directly.
+	Sudo bool
+	// Geteuid reports the effective user id (os.Geteuid when nil); tests
+	// set it.
+	Geteuid func() int
 }
 
 // Run implements Runner.
 func (e Exec) Run(ctx context.Context, name string, args ...string) (Result, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
+	viaSudo := e.needsSudo(name, args)
+	path, argv := name, args
+	if viaSudo {
+		var err error
+		if path, argv, err = e.sudoArgv(name, args); err != nil {
+			return Result{}, err
+		}
+	}
+	cmd := exec.CommandContext(ctx, path, argv...)
+	if viaSudo {
+		// sudo relays SIGTERM to the command it runs but cannot relay
+		// SIGKILL: ask it to stop first, kill after WaitDelay.
+		cmd.Cancel = func() error { return terminate(cmd.Process) }
+	}
 	cmd.Env = append(baseEnv(), e.Env...)
 	stdout, stderr := &capBuffer{max: MaxOutput}, &capBuffer{max: MaxOutput}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
@@ -57,6 +78,11 @@ func (e Exec) Run(ctx context.Context, name string, args ...string) (Result, err
 	var exitErr *exec.ExitError
 	if err != nil && !errors.As(err, &exitErr) {
 		return res, fmt.Errorf("running %s: %w", name, err)
+	}
+	if viaSudo {
+		if err := sudoRefusal(filepath.Base(name), res); err != nil {
+			return res, err
+		}
 	}
 	return res, nil
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -67,7 +68,7 @@ func newFakeMachine(t *testing.T, goos, machine string) *fakeMachine {
 	admin := m.ts.Login(t)
 	m.token, _ = m.ts.RegistrationToken(t, admin, 5)
 	// The skeleton of a real system: these exist before and after.
-	for _, d := range []string{"etc/sudoers.d", "etc/systemd/system", "usr/local/bin", "var/lib", "Library/LaunchDaemons", "Library/Application Support"} {
+	for _, d := range []string{"etc/sudoers.d", "etc/systemd/system", "usr/local/bin", "usr/local/lib", "var/lib", "Library/LaunchDaemons", "Library/Application Support"} {
 		if err := os.MkdirAll(filepath.Join(m.root, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -294,13 +295,14 @@ func dir(perm fs.FileMode, uid, gid int) entry {
 	return entry{mode: fs.ModeDir | perm, uid: uid, gid: gid}
 }
 func file(perm fs.FileMode, uid, gid int) entry { return entry{mode: perm, uid: uid, gid: gid} }
+func link(owner int) entry                      { return entry{mode: fs.ModeSymlink | 0o777, uid: owner, gid: owner} }
 
 func skeleton(owner int) map[string]entry {
 	return map[string]entry{
 		"etc": dir(0o755, owner, owner), "etc/sudoers.d": dir(0o755, owner, owner), "etc/passwd": file(0o644, owner, owner),
 		"etc/systemd": dir(0o755, owner, owner), "etc/systemd/system": dir(0o755, owner, owner),
 		"etc/group": file(0o644, owner, owner), "usr": dir(0o755, owner, owner), "usr/local": dir(0o755, owner, owner),
-		"usr/local/bin": dir(0o755, owner, owner), "var": dir(0o755, owner, owner), "var/lib": dir(0o755, owner, owner),
+		"usr/local/bin": dir(0o755, owner, owner), "usr/local/lib": dir(0o755, owner, owner), "var": dir(0o755, owner, owner), "var/lib": dir(0o755, owner, owner),
 		"Library": dir(0o755, owner, owner), "Library/LaunchDaemons": dir(0o755, owner, owner),
 		"Library/Application Support": dir(0o755, owner, owner),
 	}
@@ -349,13 +351,19 @@ func TestLinuxScriptFakeRoot(t *testing.T) {
 	}
 	cfgPath := "ROOT/etc/redflag/agent/config.json"
 	statePath := "ROOT/var/lib/redflag/agent"
+	linkOwner := 0
+	if !m.asRoot {
+		linkOwner = me
+	}
 	installed := func(agent string) map[string]entry {
 		return with(base, map[string]entry{
 			"etc/redflag":                         dir(0o755, 0, 0),
 			"etc/redflag/agent":                   dir(0o700, agentUID, agentUID),
 			"etc/redflag/agent/config.json":       file(0o600, agentUID, agentUID),
 			"etc/sudoers.d/redflag-agent":         file(0o440, 0, 0),
-			"usr/local/bin/redflag-agent":         file(0o755, 0, 0),
+			"usr/local/bin/redflag-agent":         link(linkOwner),
+			"usr/local/lib/redflag":               dir(0o755, agentUID, agentUID),
+			"usr/local/lib/redflag/redflag-agent": file(0o755, agentUID, agentUID),
 			"var/lib/redflag":                     dir(0o755, 0, 0),
 			"var/lib/redflag/agent":               dir(0o700, agentUID, agentUID),
 			"var/lib/redflag/agent/executed.json": file(0o600, agentUID, agentUID),
@@ -370,16 +378,18 @@ func TestLinuxScriptFakeRoot(t *testing.T) {
 		"useradd --system --user-group --no-create-home --home-dir /var/lib/redflag/agent --shell "+nologin()+" --comment RedFlag agent redflag",
 		visudoCall,
 		"agent register --server "+m.ts.URL+" --token "+m.token+" --config "+cfgPath+" --state-dir "+statePath,
-		"agent install-service --config "+cfgPath+" --state-dir "+statePath)
+		"agent install-service --user redflag --config "+cfgPath+" --state-dir "+statePath)
 	m.checkTree("after the first install", installed(first))
-	if got := m.read("usr/local/bin/redflag-agent"); got != first {
+	if got := m.read("usr/local/lib/redflag/redflag-agent"); got != first {
 		t.Errorf("installed binary is not the one served")
 	}
+	m.checkLink()
 	if got := m.read("etc/passwd"); !strings.Contains(got, "redflag:x:999:999:RedFlag agent:/var/lib/redflag/agent:"+nologin()+"\n") {
 		t.Errorf("passwd after install:\n%s", got)
 	}
 	sudoers := m.read("etc/sudoers.d/redflag-agent")
-	for _, want := range []string{"redflag ALL=(root) NOPASSWD: REDFLAG_PACKAGES, REDFLAG_REBOOT", "/usr/bin/apt-get", "/usr/bin/dnf", "/usr/bin/pacman"} {
+	for _, want := range []string{"redflag ALL=(root) NOPASSWD: REDFLAG_PACKAGES, REDFLAG_REBOOT", "/usr/bin/apt-get", "/usr/bin/dnf", "/usr/bin/pacman",
+		"/usr/sbin/shutdown -r *"} {
 		if !strings.Contains(sudoers, want) {
 			t.Errorf("sudoers drop-in lacks %q:\n%s", want, sudoers)
 		}
@@ -387,7 +397,8 @@ func TestLinuxScriptFakeRoot(t *testing.T) {
 	if strings.Contains(sudoers, "ALL=(ALL)") || strings.Contains(sudoers, "NOPASSWD: ALL") {
 		t.Errorf("sudoers drop-in grants everything:\n%s", sudoers)
 	}
-	for _, want := range []string{"installed /usr/local/bin/redflag-agent 1.2.3 (linux/amd64", "registered with " + m.ts.URL, "created the system user redflag"} {
+	for _, want := range []string{"installed redflag-agent 1.2.3 (linux/amd64", "registered with " + m.ts.URL, "created the system user redflag",
+		"the binary is /usr/local/lib/redflag/redflag-agent", "running as redflag"} {
 		if !strings.Contains(r.out, want) {
 			t.Errorf("first install output lacks %q", want)
 		}
@@ -408,15 +419,16 @@ func TestLinuxScriptFakeRoot(t *testing.T) {
 	wantCalls(t, "second install", r.calls,
 		"agent --version",
 		"visudo -cf "+m.tmpPattern(r, "sudoers"),
-		"agent install-service --config "+cfgPath+" --state-dir "+statePath)
+		"agent install-service --user redflag --config "+cfgPath+" --state-dir "+statePath)
 	m.checkTree("after the second install", installed(second))
-	if got := m.read("usr/local/bin/redflag-agent"); got != second {
+	if got := m.read("usr/local/lib/redflag/redflag-agent"); got != second {
 		t.Errorf("the second run did not replace the binary")
 	}
+	m.checkLink()
 	if got := m.read("etc/redflag/agent/config.json"); got != config {
 		t.Errorf("the second run changed the registration: %s → %s", config, got)
 	}
-	for _, want := range []string{"upgraded /usr/local/bin/redflag-agent from 1.2.3 to 1.2.4", "kept the existing registration", "user redflag exists; keeping it"} {
+	for _, want := range []string{"upgraded redflag-agent from 1.2.3 to 1.2.4", "kept the existing registration", "user redflag exists; keeping it"} {
 		if !strings.Contains(r.out, want) {
 			t.Errorf("second install output lacks %q", want)
 		}
@@ -451,6 +463,19 @@ func TestLinuxScriptFakeRoot(t *testing.T) {
 	mustSucceed(t, "uninstall of a leftover unit", r)
 	wantCalls(t, "uninstall of a leftover unit", r.calls, "systemctl disable --now redflag-agent", "systemctl daemon-reload")
 	m.checkTree("after removing a leftover unit", base)
+}
+
+// checkLink: /usr/local/bin/redflag-agent is a relative symbolic link to
+// the binary, and the command found there is the installed one.
+func (m *fakeMachine) checkLink() {
+	m.t.Helper()
+	target, err := os.Readlink(filepath.Join(m.root, "usr/local/bin/redflag-agent"))
+	if err != nil || target != "../lib/redflag/redflag-agent" {
+		m.t.Errorf("usr/local/bin/redflag-agent links to %q (%v), want ../lib/redflag/redflag-agent", target, err)
+	}
+	if m.read("usr/local/bin/redflag-agent") != m.read("usr/local/lib/redflag/redflag-agent") {
+		m.t.Errorf("the link does not reach the installed binary")
+	}
 }
 
 // tmpPattern finds the temporary path the script passed for name (it is
@@ -529,8 +554,10 @@ func TestLinuxScriptRefusesBadSignature(t *testing.T) {
 	if r.err == nil || !strings.Contains(r.out, "signature does not verify") {
 		t.Fatalf("a binary whose signature fails was accepted: %v\n%s", r.err, r.out)
 	}
-	if _, err := os.Stat(filepath.Join(m.root, "usr/local/bin/redflag-agent")); err == nil {
-		t.Errorf("the binary was installed despite the bad signature")
+	for _, p := range []string{"usr/local/bin/redflag-agent", "usr/local/lib/redflag/redflag-agent"} {
+		if _, err := os.Lstat(filepath.Join(m.root, p)); err == nil {
+			t.Errorf("%s was installed despite the bad signature", p)
+		}
 	}
 	if len(r.calls) != 0 {
 		t.Errorf("commands ran before the signature check: %q", r.calls)
@@ -606,4 +633,25 @@ func skeletonFor(m *fakeMachine) map[string]entry {
 		return skeleton(0)
 	}
 	return skeleton(os.Geteuid())
+}
+
+// TestLinuxScriptMovesOldLayout: an agent an earlier installer put at
+// /usr/local/bin/redflag-agent (a regular file, root's) is upgraded into
+// /usr/local/lib/redflag with the link in its place, and uninstalled.
+func TestLinuxScriptMovesOldLayout(t *testing.T) {
+	m := newFakeMachine(t, "linux", "x86_64")
+	m.serve("linux", "amd64", "1.2.3")
+	if err := os.WriteFile(filepath.Join(m.root, "usr/local/bin/redflag-agent"), []byte(fakeAgent("1.0.0")), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := m.script("linux", "?token="+m.token)
+	r := m.run(script)
+	mustSucceed(t, "install over the old layout", r)
+	if !slices.Contains(r.calls, "agent --version") || !strings.Contains(r.out, "upgraded redflag-agent from 1.0.0 to 1.2.3") {
+		t.Errorf("the old binary's version was not read: %q\n%s", r.calls, r.out)
+	}
+	m.checkLink()
+	r = m.run(script, "--uninstall")
+	mustSucceed(t, "uninstall", r)
+	m.checkTree("after uninstall", skeletonFor(m))
 }
