@@ -115,7 +115,11 @@ func (a *API) listAgents(w http.ResponseWriter, r *http.Request, p auth.Principa
 	}
 	q := r.URL.Query()
 	f := store.AgentFilter{Status: q.Get("status"), OSType: q.Get("os"), Hostname: q.Get("hostname"), Sort: q.Get("sort"), Page: pg,
-		UpdateStatus: q.Get("update_status")}
+		UpdateStatus: q.Get("update_status"), PackageType: q.Get("package_type")}
+	if f.PackageType != "" && !slices.Contains(protocol.PackageTypes, f.PackageType) {
+		writeError(w, errf(http.StatusBadRequest, "invalid_query", "package_type must be one of %s.", strings.Join(protocol.PackageTypes, ", ")))
+		return
+	}
 	if f.UpdateStatus != "" && !slices.Contains(store.AgentUpdateStatuses, f.UpdateStatus) {
 		writeError(w, errf(http.StatusBadRequest, "invalid_query", "update_status must be one of %s.", strings.Join(store.AgentUpdateStatuses, ", ")))
 		return
@@ -146,7 +150,7 @@ func (a *API) listAgents(w http.ResponseWriter, r *http.Request, p auth.Principa
 		return
 	}
 	if _, ok := store.SortableAgentFields[trimDash(f.Sort)]; f.Sort != "" && !ok {
-		writeError(w, errf(http.StatusBadRequest, "invalid_query", "sort must be one of hostname, os_type, registered_at, last_seen_at, optionally prefixed with '-'."))
+		writeError(w, errf(http.StatusBadRequest, "invalid_query", "sort must be one of %s, optionally prefixed with '-'.", strings.Join(agentSortKeys(), ", ")))
 		return
 	}
 	agents, total, err := a.d.Store.ListAgents(r.Context(), f, a.d.Now())
@@ -155,6 +159,16 @@ func (a *API) listAgents(w http.ResponseWriter, r *http.Request, p auth.Principa
 		return
 	}
 	writeJSON(w, http.StatusOK, list[store.Agent]{Items: agents, Total: total, NextCursor: nextCursor(pg, len(agents), total)})
+}
+
+// agentSortKeys lists the agent list's sort keys, sorted.
+func agentSortKeys() []string {
+	keys := make([]string, 0, len(store.SortableAgentFields))
+	for k := range store.SortableAgentFields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 func trimDash(s string) string {

@@ -38,7 +38,7 @@ func (a *API) registerRoutes() {
 	a.user(Route{Method: "DELETE", Path: "/api/v1/registration-tokens/{id}", Summary: "Delete a registration token", Status: http.StatusNoContent}, a.deleteRegistrationToken)
 
 	// Users: fleet.
-	a.user(Route{Method: "GET", Path: "/api/v1/agents", Summary: "List agents (filters: status, os, hostname, update_status, has_critical; sort; paged)", Response: list[store.Agent]{}}, a.listAgents)
+	a.user(Route{Method: "GET", Path: "/api/v1/agents", Summary: "List agents (filters: status, os, hostname, update_status, has_critical, package_type = agents with an open update of that package type; sort by hostname, os_type, status, update_status, pending_updates, critical_updates, agent_version, last_seen_at or registered_at, '-' for descending; paged)", Response: list[store.Agent]{}}, a.listAgents)
 	a.user(Route{Method: "GET", Path: "/api/v1/agents/{id}", Summary: "One agent with its inventory and its latest self-upgrade", Response: agentDetail{}}, a.getAgent)
 	a.user(Route{Method: "DELETE", Path: "/api/v1/agents/{id}", Summary: "Delete an agent and its data", Status: http.StatusNoContent}, a.deleteAgent)
 	a.user(Route{Method: "GET", Path: "/api/v1/updates", Summary: "List updates (filters: agent_id, severity, package_type, status (or open), q; sort; paged)", Response: list[store.UpdateRecord]{}}, a.listUpdates)

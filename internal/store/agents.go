@@ -341,8 +341,8 @@ func (s *Store) checkIn(ctx context.Context, agentID, agentVersion string, inter
 	return cmds, err
 }
 
-// AgentFilter narrows ListAgents. Sort is one of hostname, os_type,
-// registered_at, last_seen_at, optionally prefixed with '-' for descending.
+// AgentFilter narrows ListAgents. Sort is one of SortableAgentFields,
+// optionally prefixed with '-' for descending; ties break by id.
 type AgentFilter struct {
 	Status   string
 	OSType   string
@@ -352,15 +352,58 @@ type AgentFilter struct {
 	// HasCritical, when set, keeps agents with (true) or without (false)
 	// an open critical update.
 	HasCritical *bool
+	// PackageType keeps agents with an open update of that package type
+	// (one of protocol.PackageTypes).
+	PackageType string
 	Sort        string
 	Page        Page
 }
 
 const hasCriticalSQL = "EXISTS (SELECT 1 FROM agent_update_counts c WHERE c.agent_id = agents.id AND c.severity = 'critical')"
 
-// SortableAgentFields are the accepted AgentFilter.Sort keys.
+// SortableAgentFields are the accepted AgentFilter.Sort keys: a column,
+// or "" for keys whose ORDER BY expression depends on the time (status,
+// update_status). The computed keys read the small per-agent
+// agent_update_counts and agent_scans tables through their primary keys,
+// never the updates table:
+//   - status: online, offline, stale, then by last check-in;
+//   - update_status: in the order of AgentUpdateStatuses;
+//   - pending_updates: the number of open updates;
+//   - critical_updates: the number of open critical updates.
 var SortableAgentFields = map[string]string{
 	"hostname": "lower(hostname)", "os_type": "os_type", "registered_at": "registered_at", "last_seen_at": "last_seen_at",
+	"agent_version":    "agent_version",
+	"pending_updates":  "(SELECT COALESCE(SUM(c.n), 0) FROM agent_update_counts c WHERE c.agent_id = agents.id)",
+	"critical_updates": "(SELECT COALESCE(SUM(c.n), 0) FROM agent_update_counts c WHERE c.agent_id = agents.id AND c.severity = 'critical')",
+	"status":           "", "update_status": "",
+}
+
+// agentSortSQL is the ORDER BY clause for a sort key; arg binds a value.
+func agentSortSQL(sortKey string, now time.Time, nowUnix func() string, arg func(any) string) (string, error) {
+	if sortKey == "" {
+		return "registered_at DESC, id DESC", nil
+	}
+	key, dir := strings.TrimPrefix(sortKey, "-"), "ASC"
+	if strings.HasPrefix(sortKey, "-") {
+		dir = "DESC"
+	}
+	col, ok := SortableAgentFields[key]
+	if !ok {
+		return "", fmt.Errorf("sort %q: %w", sortKey, ErrInvalid)
+	}
+	switch key {
+	case "status":
+		n := arg(now)
+		col = "(CASE WHEN offline_after > " + n + " THEN 0 WHEN last_seen_at > " + arg(now.Add(-StaleAfter)) + " THEN 1 ELSE 2 END) " + dir +
+			", (CASE WHEN last_seen_at IS NULL THEN 1 ELSE 0 END) " + dir + ", last_seen_at"
+	case "update_status":
+		pairs := make([]string, 0, 2*len(AgentUpdateStatuses))
+		for i, st := range AgentUpdateStatuses {
+			pairs = append(pairs, "'"+st+"'", fmt.Sprint(i))
+		}
+		col = strings.NewReplacer(pairs...).Replace(updateStatusSQL(nowUnix()))
+	}
+	return col + " " + dir + ", id " + dir, nil
 }
 
 // ListAgents lists agents, filtered, sorted and paged in SQL, with the total
@@ -401,6 +444,9 @@ func (s *Store) ListAgents(ctx context.Context, f AgentFilter, now time.Time) ([
 		}
 		where = append(where, updateStatusSQL(nowUnix())+" = "+arg(f.UpdateStatus))
 	}
+	if f.PackageType != "" {
+		where = append(where, "EXISTS (SELECT 1 FROM agent_update_counts c WHERE c.agent_id = agents.id AND c.package_type = "+arg(f.PackageType)+")")
+	}
 	if f.HasCritical != nil {
 		if *f.HasCritical {
 			where = append(where, hasCriticalSQL)
@@ -412,21 +458,18 @@ func (s *Store) ListAgents(ctx context.Context, f AgentFilter, now time.Time) ([
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
-	order := "registered_at DESC, id DESC"
-	if f.Sort != "" {
-		key, dir := strings.TrimPrefix(f.Sort, "-"), "ASC"
-		if strings.HasPrefix(f.Sort, "-") {
-			dir = "DESC"
-		}
-		col, ok := SortableAgentFields[key]
-		if !ok {
-			return nil, 0, fmt.Errorf("sort %q: %w", f.Sort, ErrInvalid)
-		}
-		order = col + " " + dir + ", id " + dir
+	if _, ok := SortableAgentFields[strings.TrimPrefix(f.Sort, "-")]; f.Sort != "" && !ok {
+		return nil, 0, fmt.Errorf("sort %q: %w", f.Sort, ErrInvalid)
 	}
 	var total int
 	if err := s.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM agents"+cond, args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("counting agents: %w", err)
+	}
+	// The ORDER BY may bind more values: build it after the count, whose
+	// query must not carry them.
+	order, err := agentSortSQL(f.Sort, now, nowUnix, arg)
+	if err != nil {
+		return nil, 0, err
 	}
 	q := "SELECT " + agentCols + ", reboot_required, " + updateStatusSQL(nowUnix()) + " FROM agents" + cond + " ORDER BY " + order +
 		" LIMIT " + arg(p.Limit) + " OFFSET " + arg(p.Offset)

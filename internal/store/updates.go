@@ -910,10 +910,14 @@ type UpdateCounts struct {
 	BySeverity    map[string]int `json:"by_severity"`
 	ByPackageType map[string]int `json:"by_package_type"`
 	ByStatus      map[string]int `json:"by_status"`
+	// ByPackageTypeSeverity counts by package type, then severity (only
+	// the pairs that occur).
+	ByPackageTypeSeverity map[string]map[string]int `json:"by_package_type_severity"`
 }
 
 func newUpdateCounts() *UpdateCounts {
-	c := &UpdateCounts{BySeverity: map[string]int{}, ByPackageType: map[string]int{}, ByStatus: map[string]int{}}
+	c := &UpdateCounts{BySeverity: map[string]int{}, ByPackageType: map[string]int{}, ByStatus: map[string]int{},
+		ByPackageTypeSeverity: map[string]map[string]int{}}
 	for _, s := range Severities {
 		c.BySeverity[s] = 0
 	}
@@ -983,6 +987,10 @@ func (s *Store) fillUpdateCounts(ctx context.Context, agents []Agent) error {
 			c.BySeverity[sev] += n
 			c.ByPackageType[typ] += n
 			c.ByStatus[status] += n
+			if c.ByPackageTypeSeverity[typ] == nil {
+				c.ByPackageTypeSeverity[typ] = map[string]int{}
+			}
+			c.ByPackageTypeSeverity[typ][sev] += n
 		}
 		return rows.Err()
 	})

@@ -67,6 +67,8 @@ export interface AgentQuery extends PageQuery {
   sort?: string | undefined
   update_status?: string | undefined
   has_critical?: boolean | undefined
+  /** Agents with an open update of this package type. */
+  package_type?: string | undefined
 }
 export const listAgents = (q: AgentQuery, signal?: AbortSignal) =>
   api.get<List<Agent>>(
@@ -80,6 +82,7 @@ export const listAgents = (q: AgentQuery, signal?: AbortSignal) =>
       sort: q.sort,
       update_status: q.update_status,
       has_critical: q.has_critical,
+      package_type: q.package_type,
     },
     signal,
   )

@@ -117,6 +117,8 @@ export interface Agent {
   pending_updates?: UpdateCounts | null
   /** Each scanner's latest scan (detail only). */
   scans?: AgentScan[] | null
+  /** The latest self-upgrade, null when none (detail only). */
+  upgrade?: AgentUpgrade | null
 }
 
 export const AGENT_UPDATE_STATUSES = ['updates_available', 'up_to_date', 'scan_failed', 'scan_stale', 'never_scanned'] as const
@@ -127,6 +129,27 @@ export interface UpdateCounts {
   by_severity: Record<string, number>
   by_package_type: Record<string, number>
   by_status: Record<string, number>
+  /** By package type, then severity (only the pairs that occur). */
+  by_package_type_severity?: Record<string, Record<string, number>> | null
+}
+
+/** An agent's latest self-upgrade (agent detail only). */
+export interface AgentUpgrade {
+  agent_id: string
+  command_id: string | null
+  from_version: string
+  target_version: string
+  rollback: boolean
+  /** in_progress, succeeded, failed or cancelled. */
+  status: string
+  failure_reason?: string
+  auto_upgrade_blocked: boolean
+  attempts: number
+  trigger: string
+  requested_by: string
+  requested_at: string
+  finished_at: string | null
+  updated_at: string
 }
 
 export interface AgentScan {
@@ -140,7 +163,18 @@ export interface AgentScan {
   stale: boolean
 }
 
-export type AgentSort = 'hostname' | 'os_type' | 'registered_at' | 'last_seen_at'
+export const AGENT_SORTS = [
+  'hostname',
+  'status',
+  'os_type',
+  'update_status',
+  'pending_updates',
+  'critical_updates',
+  'agent_version',
+  'last_seen_at',
+  'registered_at',
+] as const
+export type AgentSort = (typeof AGENT_SORTS)[number]
 
 export type CommandState = 'pending' | 'sent' | 'succeeded' | 'failed' | 'timed_out' | 'expired' | 'cancelled'
 

@@ -38,7 +38,9 @@ describe('search parameters', () => {
       os: 'darwin',
       q: 'web',
     })
-    expect(parseAgentsSearch({ offset: '-1', limit: 9999, sort: 'machine_id', status: 'gone', os: 'beos' })).toEqual({})
+    expect(parseAgentsSearch({ offset: '-1', limit: 9999, sort: 'machine_id', status: 'gone', os: 'beos', pkg: 'rpm' })).toEqual({})
+    expect(parseAgentsSearch({ sort: '-critical_updates', pkg: 'apt' })).toEqual({ sort: '-critical_updates', pkg: 'apt' })
+    expect(parseAgentsSearch({ sort: 'pending_updates' })).toEqual({ sort: 'pending_updates' })
   })
 
   it('maps sorting to the API sort parameter and back', () => {

@@ -1,19 +1,22 @@
-// One agent: its system inventory and disks, its updates and its command
-// history with outputs; scan, refresh inventory, reboot, rebind, delete.
+// One agent: its system inventory and disks, its metrics (open updates by
+// severity and package manager, scanners, reboot, agent version and
+// upgrade), its updates grouped by package manager and its command history
+// with outputs; scan, refresh inventory, reboot, rebind, delete.
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { Link, useNavigate } from '@tanstack/react-router'
-import { ArrowLeft, Link2, Power, Radar, ServerCog, Trash2 } from 'lucide-react'
+import { ArrowLeft, ChevronDown, ChevronRight, Link2, Power, Radar, ServerCog, Trash2 } from 'lucide-react'
 import { useState, type FormEvent } from 'react'
 import { isApiError } from '../api/client'
 import { agentQuery, createCommands, deleteAgent, keys, rebindAgent } from '../api/endpoints'
-import { OPEN_UPDATES, type Agent, type AgentScan, type Disk, type SystemInfo } from '../api/types'
+import { OPEN_UPDATES, type Agent, type AgentScan, type AgentUpgrade, type Disk, type SystemInfo } from '../api/types'
 import { CommandsTable } from '../components/CommandsTable'
 import { ConfirmDialog, Dialog } from '../components/Dialog'
 import { EmptyState, ErrorState, InlineError, LoadingState, Notice } from '../components/states'
 import { Time } from '../components/Time'
 import { UpdatesTable } from '../components/UpdatesTable'
 import { Badge, Button, Card, DescriptionList, Field, Input, PageHeader, StatusBadge } from '../components/ui'
-import { formatBytes, formatDateTime, formatDuration, osLabel } from '../lib/format'
+import { formatBytes, formatDateTime, formatDuration, formatNumber, humanize, osLabel } from '../lib/format'
+import { groupByPackageType, severityCounts, type PackageGroup, type SeverityCount } from '../lib/updateGroups'
 
 function DiskRow({ d }: { d: Disk }) {
   const pct = d.total_bytes > 0 ? Math.min(100, Math.round((d.used_bytes / d.total_bytes) * 100)) : 0
@@ -94,6 +97,141 @@ function Inventory({ agent }: { agent: Agent }) {
   )
 }
 
+const severityTone: Record<string, 'red' | 'amber' | 'blue' | 'zinc'> = { critical: 'red', important: 'amber', moderate: 'blue' }
+
+function SeverityBadges({ counts }: { counts: SeverityCount[] }) {
+  if (counts.length === 0) return <span className="text-zinc-500">none</span>
+  return (
+    <span className="flex flex-wrap gap-1">
+      {counts.map((c) => (
+        <Badge key={c.severity} tone={severityTone[c.severity] ?? 'zinc'}>
+          {formatNumber(c.count)} {c.severity}
+        </Badge>
+      ))}
+    </span>
+  )
+}
+
+function UpgradeState({ agent, upgrade }: { agent: Agent; upgrade: AgentUpgrade | null | undefined }) {
+  if (upgrade === null || upgrade === undefined) return <span>{agent.agent_version || '—'}</span>
+  return (
+    <span className="flex flex-col gap-0.5">
+      <span className="flex flex-wrap items-center gap-1">
+        <span className="font-mono text-xs">{agent.agent_version || '—'}</span>
+        <StatusBadge status={upgrade.status} />
+        {upgrade.auto_upgrade_blocked && <Badge tone="amber">auto-upgrade blocked</Badge>}
+      </span>
+      <span className="text-xs text-zinc-500">
+        {upgrade.rollback ? 'rollback' : 'upgrade'} {upgrade.from_version || '?'} → {upgrade.target_version}, {humanize(upgrade.trigger)},{' '}
+        <Time iso={upgrade.finished_at ?? upgrade.requested_at} />
+      </span>
+      {upgrade.failure_reason !== undefined && upgrade.failure_reason !== '' && (
+        <span className="text-xs break-words text-red-700 dark:text-red-400">{upgrade.failure_reason}</span>
+      )}
+    </span>
+  )
+}
+
+/** The agent's metrics: open updates by severity and package manager, reboot, version and upgrade, scanners. */
+export function AgentMetrics({ agent }: { agent: Agent }) {
+  const c = agent.pending_updates
+  const groups = groupByPackageType(c)
+  const scans = agent.scans ?? []
+  return (
+    <div className="space-y-4" data-testid="agent-metrics">
+      <DescriptionList
+        items={[
+          ['Open updates', <span key="t" className="tabular-nums">{formatNumber(c?.total ?? 0)}</span>],
+          ['By severity', <SeverityBadges key="s" counts={severityCounts(c?.by_severity)} />],
+          [
+            'By package manager',
+            groups.length === 0 ? (
+              <span key="p" className="text-zinc-500">none</span>
+            ) : (
+              <span key="p" className="flex flex-wrap gap-1">
+                {groups.map((g) => (
+                  <Badge key={g.packageType}>
+                    {g.packageType} {formatNumber(g.total)}
+                  </Badge>
+                ))}
+              </span>
+            ),
+          ],
+          ['Update state', agent.update_status !== undefined ? <StatusBadge key="u" status={agent.update_status} /> : '—'],
+          ['Reboot required', agent.reboot_required === true ? <Badge key="r" tone="amber">yes</Badge> : 'no'],
+          ['Agent version', <UpgradeState key="v" agent={agent} upgrade={agent.upgrade} />],
+          [
+            'Scanners',
+            <span key="sc" className="tabular-nums">
+              {scans.length} ({scans.filter((x) => x.status === 'failed').length} failed, {scans.filter((x) => x.stale).length} stale)
+            </span>,
+          ],
+        ]}
+      />
+      <div>
+        <h3 className="mb-1 text-xs font-medium text-zinc-500 dark:text-zinc-400">Scanners</h3>
+        <Scanners scans={scans} />
+      </div>
+    </div>
+  )
+}
+
+function PackageSection({ agentId, group, defaultOpen }: { agentId: string; group: PackageGroup; defaultOpen: boolean }) {
+  const [open, setOpen] = useState(defaultOpen)
+  const [page, setPage] = useState({ offset: 0, limit: 25 })
+  const id = `updates-${group.packageType}`
+  return (
+    <section className="border-b border-zinc-200 last:border-b-0 dark:border-zinc-800" data-testid="package-group">
+      <h3>
+        <button
+          type="button"
+          className="flex w-full flex-wrap items-center gap-2 px-4 py-3 text-left text-sm hover:bg-zinc-50 dark:hover:bg-zinc-800/50"
+          aria-expanded={open}
+          aria-controls={id}
+          onClick={() => setOpen((o) => !o)}
+        >
+          {open ? <ChevronDown className="size-4" aria-hidden="true" /> : <ChevronRight className="size-4" aria-hidden="true" />}
+          <span className="font-mono font-medium">{group.packageType}</span>
+          <span className="text-zinc-500 tabular-nums">{formatNumber(group.total)} open</span>
+          <SeverityBadges counts={group.bySeverity} />
+        </button>
+      </h3>
+      {open && (
+        <div id={id}>
+          <UpdatesTable
+            filter={{ agent_id: agentId, status: OPEN_UPDATES, package_type: group.packageType }}
+            showAgent={false}
+            offset={page.offset}
+            limit={page.limit}
+            onPage={(offset, limit) => setPage({ offset, limit })}
+          />
+        </div>
+      )}
+    </section>
+  )
+}
+
+/** The agent's open updates, one collapsible section per package manager. */
+function UpdatesByManager({ agent }: { agent: Agent }) {
+  const groups = groupByPackageType(agent.pending_updates)
+  if (groups.length === 0) {
+    return (
+      <div className="p-4">
+        <EmptyState title="No open updates">
+          {agent.update_status === 'never_scanned' ? 'The agent has not reported a scan yet.' : 'Every scanner reports this machine up to date.'}
+        </EmptyState>
+      </div>
+    )
+  }
+  return (
+    <div>
+      {groups.map((g, i) => (
+        <PackageSection key={g.packageType} agentId={agent.id} group={g} defaultOpen={i === 0} />
+      ))}
+    </div>
+  )
+}
+
 function Scanners({ scans }: { scans: AgentScan[] }) {
   if (scans.length === 0) {
     return <p className="text-sm text-zinc-500">No scan reported yet. Use Scan for updates, or wait for the agent&apos;s next scan.</p>
@@ -128,7 +266,6 @@ export function AgentDetailPage({ agentId }: { agentId: string }) {
   const [rebindOpen, setRebindOpen] = useState(false)
   const [machineId, setMachineId] = useState('')
   const [cmdPage, setCmdPage] = useState({ offset: 0, limit: 25 })
-  const [updPage, setUpdPage] = useState({ offset: 0, limit: 25 })
 
   const queue = useMutation({
     mutationFn: ({ type, params }: { type: string; params?: Record<string, unknown> }) =>
@@ -225,20 +362,18 @@ export function AgentDetailPage({ agentId }: { agentId: string }) {
               ['Machine id', <span key="m" className="font-mono text-xs break-all">{a.machine_id}</span>],
               ['Check-in interval', formatDuration(a.check_in_interval_seconds)],
               ['Registered', formatDateTime(a.registered_at)],
-              ['Updates', a.update_status !== undefined ? <StatusBadge key="u" status={a.update_status} /> : '—'],
             ]}
           />
-          {a.scans !== undefined && a.scans !== null && (
-            <div className="mt-4">
-              <h3 className="mb-1 text-xs font-medium text-zinc-500 dark:text-zinc-400">Scanners</h3>
-              <Scanners scans={a.scans} />
-            </div>
-          )}
+        </Card>
+      </div>
+      <div className="mt-4">
+        <Card title="Metrics">
+          <AgentMetrics agent={a} />
         </Card>
       </div>
       <div className="mt-4">
         <Card
-          title="Open updates"
+          title="Open updates by package manager"
           actions={
             <Link to="/updates" search={{ agent_id: agentId, status: 'all' }} className="text-sm text-red-700 hover:underline dark:text-red-400">
               All of its updates
@@ -246,13 +381,7 @@ export function AgentDetailPage({ agentId }: { agentId: string }) {
           }
         >
           <div className="-m-4">
-            <UpdatesTable
-              filter={{ agent_id: agentId, status: OPEN_UPDATES }}
-              showAgent={false}
-              offset={updPage.offset}
-              limit={updPage.limit}
-              onPage={(offset, limit) => setUpdPage({ offset, limit })}
-            />
+            <UpdatesByManager agent={a} />
           </div>
         </Card>
       </div>

@@ -1,5 +1,6 @@
 // The fleet: one server-side page of agents at a time (10,000 agents are
-// never fetched at once), sorted, filtered by status and OS and searched by
+// never fetched at once), sorted by any column, filtered by status, OS,
+// update state, critical updates and package manager and searched by
 // hostname on the server; rows can be selected for bulk actions.
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { Link } from '@tanstack/react-router'
@@ -7,7 +8,7 @@ import type { RowSelectionState } from '@tanstack/react-table'
 import { Radar, Search as SearchIcon, ServerCog, ShieldCheck, Trash2 } from 'lucide-react'
 import { useEffect, useMemo, useState } from 'react'
 import { actOnUpdates, agentsQuery, createCommands, deleteAgent, keys, listUpdates } from '../api/endpoints'
-import { AGENT_UPDATE_STATUSES, type Agent, type AgentStatus, type AgentUpdateStatus, type OSType } from '../api/types'
+import { AGENT_SORTS, AGENT_UPDATE_STATUSES, PACKAGE_TYPES, type Agent, type AgentStatus, type AgentUpdateStatus, type OSType } from '../api/types'
 import { DataTable, type Columns } from '../components/DataTable'
 import { ConfirmDialog } from '../components/Dialog'
 import { Pagination } from '../components/Pagination'
@@ -19,7 +20,7 @@ import { compact, int, oneOf, str, type Search } from '../lib/search'
 import { sortToState, stateToSort } from '../lib/sort'
 import { useDebounced } from '../lib/useDebounced'
 
-const SORT_KEYS = ['hostname', 'os_type', 'registered_at', 'last_seen_at'] as const
+const SORT_KEYS: readonly string[] = AGENT_SORTS
 const STATUSES: readonly AgentStatus[] = ['online', 'offline', 'stale']
 const OSES: readonly OSType[] = ['linux', 'windows', 'darwin']
 
@@ -32,6 +33,8 @@ export interface AgentsSearch {
   q?: string
   updates?: AgentUpdateStatus
   critical?: 'yes' | 'no'
+  /** Agents with an open update of this package manager. */
+  pkg?: (typeof PACKAGE_TYPES)[number]
 }
 
 const CRITICAL = ['yes', 'no'] as const
@@ -59,12 +62,13 @@ export function parseAgentsSearch(s: Search): AgentsSearch {
   return compact({
     offset: int(s['offset'], 0, 1 << 30),
     limit: int(s['limit'], 1, 500),
-    sort: sort !== undefined && (SORT_KEYS as readonly string[]).includes(sort.replace(/^-/, '')) ? sort : undefined,
+    sort: sort !== undefined && SORT_KEYS.includes(sort.replace(/^-/, '')) ? sort : undefined,
     status: oneOf(s['status'], STATUSES),
     os: oneOf(s['os'], OSES),
     q: str(s['q'], 255),
     updates: oneOf(s['updates'], AGENT_UPDATE_STATUSES),
     critical: oneOf(s['critical'], CRITICAL),
+    pkg: oneOf(s['pkg'], PACKAGE_TYPES),
   })
 }
 
@@ -89,7 +93,7 @@ const columns: Columns<Agent> = [
       </div>
     ),
   },
-  { id: 'status', header: 'Status', enableSorting: false, cell: ({ row }) => <StatusBadge status={row.original.status} /> },
+  { id: 'status', accessorFn: (a) => a.status, header: 'Status', cell: ({ row }) => <StatusBadge status={row.original.status} /> },
   {
     id: 'os_type',
     accessorFn: (a) => a.os_type,
@@ -103,16 +107,36 @@ const columns: Columns<Agent> = [
     ),
   },
   {
-    id: 'updates',
+    id: 'update_status',
+    accessorFn: (a) => a.update_status ?? '',
+    header: 'Update state',
+    meta: { className: 'hidden lg:table-cell' },
+    cell: ({ row }) =>
+      row.original.update_status !== undefined ? <StatusBadge status={row.original.update_status} /> : <span className="text-zinc-500">—</span>,
+  },
+  {
+    id: 'pending_updates',
+    accessorFn: (a) => a.pending_updates?.total ?? 0,
     header: 'Updates',
-    enableSorting: false,
+    sortDescFirst: true,
     meta: { className: 'hidden md:table-cell' },
     cell: ({ row }) => <UpdatesCell agent={row.original} />,
   },
   {
+    id: 'critical_updates',
+    accessorFn: (a) => a.pending_updates?.by_severity['critical'] ?? 0,
+    header: 'Critical',
+    sortDescFirst: true,
+    meta: { className: 'hidden md:table-cell' },
+    cell: ({ row }) => {
+      const n = row.original.pending_updates?.by_severity['critical'] ?? 0
+      return n > 0 ? <Badge tone="red">{formatNumber(n)}</Badge> : <span className="text-zinc-500">0</span>
+    },
+  },
+  {
     id: 'agent_version',
+    accessorFn: (a) => a.agent_version,
     header: 'Agent',
-    enableSorting: false,
     meta: { className: 'hidden md:table-cell' },
     cell: ({ row }) => <span className="font-mono text-xs">{row.original.agent_version || '—'}</span>,
   },
@@ -144,12 +168,16 @@ function UpdatesCell({ agent }: { agent: Agent }) {
         aria-label={`${c.total} open update(s)${critical > 0 ? `, ${critical} critical` : ''}`}
       >
         <span className="tabular-nums">{formatNumber(c.total)}</span>
-        {critical > 0 && <Badge tone="red">{critical} critical</Badge>}
         {agent.reboot_required === true && <Badge tone="amber">reboot</Badge>}
       </Link>
     )
   }
-  return agent.update_status !== undefined ? <StatusBadge status={agent.update_status} /> : <span className="text-zinc-500">—</span>
+  return (
+    <span className="inline-flex items-center gap-1.5">
+      <span className="text-zinc-500 tabular-nums">0</span>
+      {agent.reboot_required === true && <Badge tone="amber">reboot</Badge>}
+    </span>
+  )
 }
 
 export function AgentsPage({ search, onSearch }: { search: AgentsSearch; onSearch: (s: AgentsSearch) => void }) {
@@ -164,11 +192,11 @@ export function AgentsPage({ search, onSearch }: { search: AgentsSearch; onSearc
   }, [debounced])
   const q = useQuery(
     agentsQuery({ limit, offset, status: search.status, os: search.os, hostname: search.q, sort: search.sort, update_status: search.updates,
-      has_critical: search.critical === undefined ? undefined : search.critical === 'yes' }),
+      has_critical: search.critical === undefined ? undefined : search.critical === 'yes', package_type: search.pkg }),
   )
   const [selection, setSelection] = useState<RowSelectionState>({})
   const selectedIds = useMemo(() => Object.keys(selection).filter((k) => selection[k] === true), [selection])
-  useEffect(() => setSelection({}), [offset, limit, search.status, search.os, search.q, search.sort, search.updates, search.critical])
+  useEffect(() => setSelection({}), [offset, limit, search.status, search.os, search.q, search.sort, search.updates, search.critical, search.pkg])
   const [notice, setNotice] = useState<string | null>(null)
   const [confirmDelete, setConfirmDelete] = useState(false)
   // The security updates of the selected agents, listed before asking.
@@ -220,7 +248,12 @@ export function AgentsPage({ search, onSearch }: { search: AgentsSearch; onSearc
   }
 
   const filtered =
-    search.status !== undefined || search.os !== undefined || search.updates !== undefined || search.critical !== undefined || (search.q ?? '') !== ''
+    search.status !== undefined ||
+    search.os !== undefined ||
+    search.updates !== undefined ||
+    search.critical !== undefined ||
+    search.pkg !== undefined ||
+    (search.q ?? '') !== ''
   const data = q.data?.items
   return (
     <>
@@ -297,6 +330,19 @@ export function AgentsPage({ search, onSearch }: { search: AgentsSearch; onSearc
               <option value="">With or without critical</option>
               <option value="yes">With critical updates</option>
               <option value="no">Without critical updates</option>
+            </Select>
+            <Select
+              aria-label="Filter by package manager"
+              className="w-auto"
+              value={search.pkg ?? ''}
+              onChange={(e) => onSearch(compact({ ...search, pkg: oneOf(e.target.value, PACKAGE_TYPES), offset: undefined }))}
+            >
+              <option value="">Any package manager</option>
+              {PACKAGE_TYPES.map((t) => (
+                <option key={t} value={t}>
+                  Updates from {t}
+                </option>
+              ))}
             </Select>
           </div>
           {selectedIds.length > 0 && (

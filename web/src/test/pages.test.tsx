@@ -151,6 +151,43 @@ describe('Agent detail', () => {
               disks: [{ mount: '<b>/</b>', filesystem: 'ext4', total_bytes: 100, used_bytes: 95 }],
               package_managers: ['<i>apt</i>'],
             },
+            update_status: 'scan_failed',
+            reboot_required: true,
+            pending_updates: {
+              total: 3,
+              by_severity: { critical: 1, important: 0, moderate: 0, low: 2, unknown: 0 },
+              by_package_type: { apt: 1, '<u>pm</u>': 2 },
+              by_status: { pending: 3 },
+              by_package_type_severity: { apt: { critical: 1 }, '<u>pm</u>': { low: 2 } },
+            },
+            scans: [
+              {
+                scanner: 'apt',
+                status: 'failed',
+                error: '<s>scan error</s>',
+                scanned_at: null,
+                last_report_at: '2026-11-26T09:00:00Z',
+                last_success_at: null,
+                interval_seconds: 3600,
+                stale: true,
+              },
+            ],
+            upgrade: {
+              agent_id: id,
+              command_id: null,
+              from_version: '0.1.0',
+              target_version: '0.2.0',
+              rollback: false,
+              status: 'failed',
+              failure_reason: '<em>upgrade broke</em>',
+              auto_upgrade_blocked: true,
+              attempts: 1,
+              trigger: 'admin',
+              requested_by: 'admin',
+              requested_at: '2026-11-26T09:00:00Z',
+              finished_at: '2026-11-26T09:01:00Z',
+              updated_at: '2026-11-26T09:01:00Z',
+            },
           }),
         }
       if (url.pathname === '/api/v1/commands') return { status: 200, body: { items: [cmd], next_cursor: null, total: 1 } }
@@ -160,12 +197,19 @@ describe('Agent detail', () => {
     expect(screen.getByText(HOSTILE_SCRIPT)).toBeTruthy()
     expect(screen.getByText('<b>/</b>')).toBeTruthy()
     expect(screen.getByText('<i>apt</i>')).toBeTruthy()
+    // Metrics and the updates grouped by package manager, agent text as text.
+    expect(screen.getByText('<s>scan error</s>')).toBeTruthy()
+    expect(screen.getByText('<em>upgrade broke</em>')).toBeTruthy()
+    expect(screen.getByText('auto-upgrade blocked')).toBeTruthy()
+    const groups = screen.getAllByTestId('package-group')
+    expect(groups.map((g) => g.querySelector('button')?.textContent)).toEqual(['apt1 open1 critical', '<u>pm</u>2 open2 low'])
+    expect(groups[0]?.querySelector('button')?.getAttribute('aria-expanded')).toBe('true')
     // The updates route answers 404 until it exists: its message is shown.
     expect(await screen.findByText('There is no route GET /api/v1/updates.')).toBeTruthy()
     fireEvent.click(await screen.findByRole('button', { name: 'Output' }))
     expect(await screen.findByText(`done ${HOSTILE_SCRIPT}`)).toBeTruthy()
     noInjectedElements(container)
-    expect(document.querySelector('b, i[class=""], script')).toBeNull()
+    expect(document.querySelector('b, i[class=""], script, u, s, em')).toBeNull()
   })
 })
 
