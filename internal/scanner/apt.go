@@ -397,22 +397,7 @@ var (
 // aptItemProblem says why an item must not reach apt-get ("" when fine).
 // An empty version means "the candidate".
 func aptItemProblem(name, version string) string {
-	if why := toolArgProblem("package name", name, 256); why != "" {
-		return why
-	}
-	if !aptNameRe.MatchString(name) {
-		return fmt.Sprintf("package name %s is not a Debian package name", toolQuote(name))
-	}
-	if version == "" {
-		return ""
-	}
-	if why := toolArgProblem("version", version, MaxVersionLen); why != "" {
-		return why
-	}
-	if !aptVersionRe.MatchString(version) {
-		return fmt.Sprintf("version %s is not a Debian version", toolQuote(version))
-	}
-	return ""
+	return toolItemProblem(name, version, aptNameRe, "a Debian package name", aptVersionRe, "a Debian version")
 }
 
 func aptTarget(it protocol.InstallItem) string {
@@ -436,14 +421,14 @@ func (a *APT) Install(ctx context.Context, items []protocol.InstallItem, dryRun 
 		return res, nil
 	}
 	if !a.Available(ctx) {
-		res.Results = append(res.Results, toolFailAll(valid, "apt-get is not installed on this machine")...)
+		res.Results = append(res.Results, mgrFailAll(valid, "apt-get is not installed on this machine")...)
 		return res, fmt.Errorf("apt-get: %w", ErrUnavailable)
 	}
 	targets := make([]string, 0, len(valid))
 	for _, it := range valid {
 		targets = append(targets, aptTarget(it))
 	}
-	targets = toolDedupeArgs(targets)
+	targets = mgrDedupe(targets)
 	if dryRun {
 		return a.simulateInstall(ctx, valid, targets, res)
 	}
@@ -451,12 +436,12 @@ func (a *APT) Install(ctx context.Context, items []protocol.InstallItem, dryRun 
 	args := append([]string{"install", "-y", "--only-upgrade",
 		"-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
 		"-o", "DPkg::Lock::Timeout=" + aptLockTimeoutSeconds}, targets...)
-	sctx, cancel := toolStepContext(ctx, a.o.Timeout)
+	sctx, cancel := mgrStepContext(ctx, a.o.Timeout)
 	run, err := a.r.Run(sctx, "apt-get", args...)
 	cancel()
 	res.Output, res.ExitCode = toolInstallOutput(run), run.ExitCode
 	if err != nil && ctx.Err() != nil {
-		res.Results = append(res.Results, toolFailAll(valid, "apt-get did not finish: "+err.Error())...)
+		res.Results = append(res.Results, mgrFailAll(valid, toolRunProblem("apt-get", run, err))...)
 		return res, fmt.Errorf("apt-get install: %w", err)
 	}
 	// Even when apt-get failed or timed out part of the packages may be in:
@@ -472,7 +457,7 @@ func (a *APT) Install(ctx context.Context, items []protocol.InstallItem, dryRun 
 
 func (a *APT) simulateInstall(ctx context.Context, valid []protocol.InstallItem, targets []string, res InstallResult) (InstallResult, error) {
 	args := append([]string{"-s", "-o", "Debug::NoLocking=1", "install", "--only-upgrade"}, targets...)
-	sctx, cancel := toolStepContext(ctx, a.o.Timeout)
+	sctx, cancel := mgrStepContext(ctx, a.o.Timeout)
 	defer cancel()
 	run, err := a.r.Run(sctx, "apt-get", args...)
 	res.Output, res.ExitCode = toolInstallOutput(run), run.ExitCode
@@ -481,7 +466,7 @@ func (a *APT) simulateInstall(ctx context.Context, valid []protocol.InstallItem,
 	}
 	if run.ExitCode != 0 {
 		msg := fmt.Sprintf("apt-get -s install exited %d: %s", run.ExitCode, toolFailureText(run))
-		res.Results = append(res.Results, toolFailAll(valid, msg)...)
+		res.Results = append(res.Results, mgrFailAll(valid, msg)...)
 		return res, errors.New(msg)
 	}
 	ops, perr := parseAPTSimulate(run.Stdout)
@@ -532,38 +517,13 @@ func aptRequested(op aptOp, requested []protocol.InstallItem) bool {
 
 // itemResult asks dpkg which version of the item is installed now.
 func (a *APT) itemResult(ctx context.Context, it protocol.InstallItem, run Result, runErr error) protocol.InstallItemResult {
-	r := protocol.InstallItemResult{UpdateID: it.UpdateID, Status: "failed"}
-	qctx, cancel := toolStepContext(ctx, a.o.Timeout)
+	qctx, cancel := mgrStepContext(ctx, a.o.Timeout)
 	defer cancel()
 	q, err := a.r.Run(qctx, "dpkg-query", "-W", "-f", "${Version}", it.PackageName)
 	have := strings.TrimSpace(string(q.Stdout))
 	if err != nil || q.ExitCode != 0 || have == "" {
 		have = ""
 	}
-	r.InstalledVersion = cleanText(have, MaxVersionLen)
-	why := ""
-	switch {
-	case runErr != nil:
-		why = "apt-get did not finish: " + runErr.Error()
-	case run.ExitCode != 0:
-		why = fmt.Sprintf("apt-get exited %d: %s", run.ExitCode, toolFailureText(run))
-	}
-	switch {
-	case have == "":
-		r.Message = "dpkg does not list the package as installed"
-		if why != "" {
-			r.Message = why
-		}
-	case it.Version != "" && have != it.Version:
-		r.Message = fmt.Sprintf("installed version is %s, not the requested %s", have, it.Version)
-		if why != "" {
-			r.Message += "; " + why
-		}
-	case it.Version == "" && why != "":
-		r.Message = why
-	default:
-		r.Status = "installed"
-	}
-	r.Message = cleanText(r.Message, 1024)
-	return r
+	return toolItemVerdict(it, have, "dpkg", toolRunProblem("apt-get", run, runErr),
+		func(have, want string) bool { return have == want })
 }

@@ -789,22 +789,7 @@ var (
 
 // dnfItemProblem says why an item must not reach dnf ("" when fine).
 func dnfItemProblem(name, version string) string {
-	if why := toolArgProblem("package name", name, 256); why != "" {
-		return why
-	}
-	if !dnfNameRe.MatchString(name) {
-		return fmt.Sprintf("package name %s is not an RPM package name", toolQuote(name))
-	}
-	if version == "" {
-		return ""
-	}
-	if why := toolArgProblem("version", version, MaxVersionLen); why != "" {
-		return why
-	}
-	if !dnfVersionRe.MatchString(version) {
-		return fmt.Sprintf("version %s is not an RPM [epoch:]version-release", toolQuote(version))
-	}
-	return ""
+	return toolItemProblem(name, version, dnfNameRe, "an RPM package name", dnfVersionRe, "an RPM [epoch:]version-release")
 }
 
 // dnfSpec is the NEVRA-style argument dnf reads as name-[epoch:]version-release.
@@ -830,40 +815,40 @@ func (d *DNF) Install(ctx context.Context, items []protocol.InstallItem, dryRun 
 	}
 	t, ok := d.tool()
 	if !ok {
-		res.Results = append(res.Results, toolFailAll(valid, "neither dnf nor yum is installed on this machine")...)
+		res.Results = append(res.Results, mgrFailAll(valid, "neither dnf nor yum is installed on this machine")...)
 		return res, fmt.Errorf("dnf: %w", ErrUnavailable)
 	}
 	specs := make([]string, 0, len(valid))
 	for _, it := range valid {
 		specs = append(specs, dnfSpec(it))
 	}
-	specs = toolDedupeArgs(specs)
+	specs = mgrDedupe(specs)
 	if dryRun {
 		return d.simulateInstall(ctx, t, valid, specs, res)
 	}
 
-	sctx, cancel := toolStepContext(ctx, d.o.Timeout)
+	sctx, cancel := mgrStepContext(ctx, d.o.Timeout)
 	run, err := d.r.Run(sctx, t.bin, append([]string{"-y", "upgrade"}, specs...)...)
 	cancel()
 	res.Output, res.ExitCode = toolInstallOutput(run), run.ExitCode
 	if err != nil && ctx.Err() != nil {
-		res.Results = append(res.Results, toolFailAll(valid, t.bin+" did not finish: "+err.Error())...)
+		res.Results = append(res.Results, mgrFailAll(valid, toolRunProblem(t.bin, run, err))...)
 		return res, fmt.Errorf("%s upgrade: %w", t.bin, err)
 	}
-	qctx, qcancel := toolStepContext(ctx, d.o.Timeout)
+	qctx, qcancel := mgrStepContext(ctx, d.o.Timeout)
 	installed, qerr := d.installed(qctx)
 	qcancel()
 	for _, it := range valid {
 		res.Results = append(res.Results, dnfItemResult(it, t.bin, run, err, installed, qerr))
 	}
-	rctx, rcancel := toolStepContext(ctx, d.o.Timeout)
+	rctx, rcancel := mgrStepContext(ctx, d.o.Timeout)
 	res.RebootRequired = d.rebootRequired(rctx, t)
 	rcancel()
 	return res, nil
 }
 
 func (d *DNF) simulateInstall(ctx context.Context, t dnfTool, valid []protocol.InstallItem, specs []string, res InstallResult) (InstallResult, error) {
-	sctx, cancel := toolStepContext(ctx, d.o.Timeout)
+	sctx, cancel := mgrStepContext(ctx, d.o.Timeout)
 	defer cancel()
 	run, err := d.r.Run(sctx, t.bin, append([]string{"upgrade", "--assumeno"}, specs...)...)
 	res.Output, res.ExitCode = toolInstallOutput(run), run.ExitCode
@@ -875,7 +860,7 @@ func (d *DNF) simulateInstall(ctx context.Context, t dnfTool, valid []protocol.I
 	tx, perr := parseDNFTransaction(run.Stdout)
 	if !tx.Table && !tx.NothingToDo {
 		msg := fmt.Sprintf("%s upgrade --assumeno exited %d without a transaction: %s", t.bin, run.ExitCode, toolFailureText(run))
-		res.Results = append(res.Results, toolFailAll(valid, msg)...)
+		res.Results = append(res.Results, mgrFailAll(valid, msg)...)
 		return res, errors.Join(errors.New(msg), perr)
 	}
 	if slices.ContainsFunc(tx.Changes, func(c dnfChange) bool { return c.Action == "upgrade" && c.FromEVR == "" }) {
@@ -919,17 +904,9 @@ func dnfChanges(changes []dnfChange, requested []protocol.InstallItem) (all, ext
 
 // dnfItemResult decides one item from what rpm says is installed now.
 func dnfItemResult(it protocol.InstallItem, bin string, run Result, runErr error, installed rpmInstalled, qerr error) protocol.InstallItemResult {
-	r := protocol.InstallItemResult{UpdateID: it.UpdateID, Status: "failed"}
-	why := ""
-	switch {
-	case runErr != nil:
-		why = bin + " did not finish: " + runErr.Error()
-	case run.ExitCode != 0:
-		why = fmt.Sprintf("%s exited %d: %s", bin, run.ExitCode, toolFailureText(run))
-	}
+	why := toolRunProblem(bin, run, runErr)
 	if qerr != nil {
-		r.Message = cleanText(strings.TrimPrefix(why+"; ", "; ")+"cannot tell the installed version: "+qerr.Error(), 1024)
-		return r
+		return mgrFail(it, cleanText(strings.TrimPrefix(why+"; ", "; ")+"cannot tell the installed version: "+qerr.Error(), 1024))
 	}
 	have := installed.current(it.PackageName, "")
 	if it.Version != "" {
@@ -941,25 +918,8 @@ func dnfItemResult(it protocol.InstallItem, bin string, run Result, runErr error
 			}
 		}
 	}
-	r.InstalledVersion = cleanText(have, MaxVersionLen)
-	switch {
-	case have == "":
-		r.Message = "rpm does not list the package as installed"
-		if why != "" {
-			r.Message = why
-		}
-	case it.Version != "" && rpmCompareEVR(have, it.Version) != 0:
-		r.Message = fmt.Sprintf("installed version is %s, not the requested %s", have, it.Version)
-		if why != "" {
-			r.Message += "; " + why
-		}
-	case it.Version == "" && why != "":
-		r.Message = why
-	default:
-		r.Status = "installed"
-	}
-	r.Message = cleanText(r.Message, 1024)
-	return r
+	return toolItemVerdict(it, have, "rpm", why,
+		func(have, want string) bool { return rpmCompareEVR(have, want) == 0 })
 }
 
 // rebootRequired runs needs-restarting -r (yum-utils/dnf-utils, or the dnf

@@ -1,15 +1,21 @@
 package scanner
 
-// Helpers shared by the pacman, aur, snap, flatpak, homebrew and winget
-// scanners and installers: turning a tool's raw output into lines the
-// parsers can trust, validating what the server asks to install before it
-// reaches an argv, and the bookkeeping every installer repeats.
+// Helpers shared by the package manager scanners and installers (apt, dnf,
+// pacman, aur, snap, flatpak, homebrew, winget): turning a tool's raw
+// output into lines the parsers can trust, validating what the server asks
+// to install before it reaches an argv, and the bookkeeping every
+// installer repeats. The tool* helpers at the end are the apt and dnf
+// flavour of reading output and validating items; they differ from the
+// mgr* ones on purpose (messages, character sets, bounds) and are kept
+// apart so neither family's behaviour changes.
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -20,8 +26,9 @@ import (
 
 const (
 	// mgrMaxLine bounds one output line: no real line of these tools comes
-	// close, so a longer one is noise (or an attack) and is skipped rather
-	// than fed to a regexp or a column cutter.
+	// close, so a longer one is noise (or an attack) and is skipped (and,
+	// by eachToolLine, reported) rather than fed to a regexp or a column
+	// cutter.
 	mgrMaxLine = 64 << 10
 	// mgrOutputTail is how much of a tool's output an InstallResult keeps:
 	// the end of a log is where the error is.
@@ -32,6 +39,10 @@ const (
 	mgrShellMeta = "`$&|;<>()*?[]{}!'\"\\#"
 	// mgrRefusedPrefix starts the message of an item refused by validation.
 	mgrRefusedPrefix = "refused, nothing was run for it: "
+	// mgrQuoteMax and toolQuoteMax are where mgrQuote cuts a value in the
+	// messages of the mgr* helpers and of the apt/dnf (tool*) ones.
+	mgrQuoteMax  = 80
+	toolQuoteMax = 64
 )
 
 // mgrLines splits a tool's output into the lines a terminal would show:
@@ -147,21 +158,21 @@ func (r mgrRule) check(v string) error {
 	case len(v) > r.max:
 		return fmt.Errorf("%s is %d bytes long (at most %d)", r.what, len(v), r.max)
 	case strings.HasPrefix(v, "-"):
-		return fmt.Errorf("%s %s starts with '-' and would be read as an option", r.what, mgrQuote(v))
+		return fmt.Errorf("%s %s starts with '-' and would be read as an option", r.what, mgrQuote(v, mgrQuoteMax))
 	case strings.ContainsFunc(v, func(c rune) bool { return unicode.IsSpace(c) || unicode.IsControl(c) }):
-		return fmt.Errorf("%s %s contains whitespace or control characters", r.what, mgrQuote(v))
+		return fmt.Errorf("%s %s contains whitespace or control characters", r.what, mgrQuote(v, mgrQuoteMax))
 	case strings.ContainsAny(v, mgrShellMeta):
-		return fmt.Errorf("%s %s contains shell metacharacters", r.what, mgrQuote(v))
+		return fmt.Errorf("%s %s contains shell metacharacters", r.what, mgrQuote(v, mgrQuoteMax))
 	case !r.re.MatchString(v):
-		return fmt.Errorf("%s %s is not a valid %s (want %s)", r.what, mgrQuote(v), r.what, r.re)
+		return fmt.Errorf("%s %s is not a valid %s (want %s)", r.what, mgrQuote(v, mgrQuoteMax), r.what, r.re)
 	}
 	return nil
 }
 
-// mgrQuote quotes a hostile value for a message, cut short.
-func mgrQuote(v string) string {
-	if len(v) > 80 {
-		v = v[:80] + "…"
+// mgrQuote quotes a hostile value for a message, cut to max bytes.
+func mgrQuote(v string, max int) string {
+	if len(v) > max {
+		v = v[:max] + "…"
 	}
 	return fmt.Sprintf("%q", v)
 }
@@ -175,7 +186,7 @@ func mgrPartition(pkgType string, items []protocol.InstallItem, check func(proto
 	for _, it := range items {
 		err := check(it)
 		if err == nil && it.PackageType != "" && it.PackageType != pkgType {
-			err = fmt.Errorf("item is for package type %s, not %s", mgrQuote(it.PackageType), pkgType)
+			err = fmt.Errorf("item is for package type %s, not %s", mgrQuote(it.PackageType, mgrQuoteMax), pkgType)
 		}
 		if err != nil {
 			refused = append(refused, protocol.InstallItemResult{UpdateID: it.UpdateID, Status: "failed",
@@ -189,12 +200,21 @@ func mgrPartition(pkgType string, items []protocol.InstallItem, check func(proto
 
 // mgrNames lists the distinct package names of items, in order.
 func mgrNames(items []protocol.InstallItem) []string {
-	seen := map[string]bool{}
-	var out []string
+	var names []string
 	for _, it := range items {
-		if !seen[it.PackageName] {
-			seen[it.PackageName] = true
-			out = append(out, it.PackageName)
+		names = append(names, it.PackageName)
+	}
+	return mgrDedupe(names)
+}
+
+// mgrDedupe drops repeated strings, keeping the first (nil stays nil).
+func mgrDedupe(args []string) []string {
+	seen := map[string]bool{}
+	out := args[:0:0]
+	for _, a := range args {
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
 		}
 	}
 	return out
@@ -244,9 +264,19 @@ func mgrRun(ctx context.Context, r Runner, timeout time.Duration, name string, a
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := mgrStepContext(ctx, timeout)
 	defer cancel()
 	return r.Run(ctx, name, args...)
+}
+
+// mgrStepContext bounds one step by d when it is set (0: only the caller's
+// context bounds it). mgrRun defaults d; apt and dnf use Options.Timeout
+// as is, because an install killed half-way is worse than a slow one.
+func mgrStepContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d > 0 {
+		return context.WithTimeout(ctx, d)
+	}
+	return context.WithCancel(ctx)
 }
 
 // mgrOutput is the combined, bounded output of some steps for an
@@ -422,4 +452,229 @@ func mgrCutColumns(line string, starts []int) (cells []string, aligned bool) {
 		cells[i] = strings.TrimSpace(bufs[i].String())
 	}
 	return cells, aligned
+}
+
+// apt and dnf (tool*) helpers.
+
+// toolOutputMax bounds InstallResult.Output: the end of an install log
+// is where the error is, and the result travels to the server.
+const toolOutputMax = 64 << 10
+
+// errToolOutput marks output a parser could not (fully) read.
+var errToolOutput = errors.New("unexpected package manager output")
+
+// toolParseProblems collects the lines a parser could not read: a few samples
+// for the error message and a count, so hostile output cannot make the
+// error itself huge.
+type toolParseProblems struct {
+	count   int
+	samples []string
+}
+
+func (p *toolParseProblems) add(lineNo int, why string, line []byte) {
+	p.count++
+	if len(p.samples) >= 3 {
+		return
+	}
+	if len(line) > 80 {
+		line = line[:80]
+	}
+	p.samples = append(p.samples, fmt.Sprintf("line %d: %s: %q", lineNo, why, line))
+}
+
+// err is nil without problems, else an error wrapping errToolOutput.
+func (p *toolParseProblems) err(what string) error {
+	if p.count == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s: %d unreadable line(s) (%s)", errToolOutput, what, p.count, strings.Join(p.samples, "; "))
+}
+
+// eachToolLine calls fn for every line of out (1-based number, without the
+// line ending). Lines longer than mgrMaxLine are reported and skipped.
+// It works on the bytes already in memory, so there is no token limit to
+// hit (bufio.Scanner's 64 KiB) and no way to hang.
+func eachToolLine(out []byte, p *toolParseProblems, fn func(n int, line string)) {
+	n := 0
+	for raw := range bytes.Lines(out) {
+		n++
+		if len(raw) > mgrMaxLine {
+			p.add(n, fmt.Sprintf("line of %d bytes skipped", len(raw)), raw)
+			continue
+		}
+		raw = bytes.TrimRight(raw, "\r\n")
+		fn(n, string(raw))
+	}
+}
+
+// toolLastLines returns the last n non-empty lines of s joined by " | ", each
+// bounded: enough to say why a tool failed in a one-line message.
+func toolLastLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	var keep []string
+	for i := len(lines) - 1; i >= 0 && len(keep) < n; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" {
+			keep = append(keep, cleanText(l, 300))
+		}
+	}
+	slices.Reverse(keep)
+	return strings.Join(keep, " | ")
+}
+
+// toolInstallOutput is what a tool said on both streams, for InstallResult.Output.
+func toolInstallOutput(r Result) string {
+	s := string(r.Stdout)
+	if len(r.Stderr) > 0 {
+		if s != "" && !strings.HasSuffix(s, "\n") {
+			s += "\n"
+		}
+		s += string(r.Stderr)
+	}
+	return Tail(s, toolOutputMax)
+}
+
+// toolFailureText is the short reason a tool gave: the end of stderr, or of
+// stdout when stderr is empty.
+func toolFailureText(r Result) string {
+	if t := toolLastLines(string(r.Stderr), 3); t != "" {
+		return t
+	}
+	if t := toolLastLines(string(r.Stdout), 3); t != "" {
+		return t
+	}
+	return "no output"
+}
+
+// toolShellMeta are characters no package name or version of apt or dnf
+// contains. Arguments never pass through a shell, but refusing them
+// outright keeps a hostile server from smuggling options or globs into the
+// package manager's own argument parsing.
+const toolShellMeta = "`$&|;<>()\\\"'*?[]{}!#=,%@"
+
+// toolArgProblem says why s must not become an argument ("" if it may).
+// what names s in the message ("package name", "version").
+func toolArgProblem(what, s string, maxLen int) string {
+	switch {
+	case s == "":
+		return what + " is empty"
+	case len(s) > maxLen:
+		return fmt.Sprintf("%s is longer than %d bytes", what, maxLen)
+	case strings.HasPrefix(s, "-"):
+		return fmt.Sprintf("%s %s starts with '-' (it would be read as an option)", what, mgrQuote(s, toolQuoteMax))
+	case strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f || r > 0x7e }):
+		return fmt.Sprintf("%s %s contains whitespace, control or non-ASCII characters", what, mgrQuote(s, toolQuoteMax))
+	case strings.ContainsAny(s, toolShellMeta):
+		return fmt.Sprintf("%s %s contains shell or glob characters", what, mgrQuote(s, toolQuoteMax))
+	}
+	return ""
+}
+
+// toolItemProblem says why an item must not reach apt or dnf ("" when
+// fine): name must match nameRe and version (when set; empty means "the
+// candidate") versionRe; nameKind and versionKind describe them in the
+// message ("a Debian package name").
+func toolItemProblem(name, version string, nameRe *regexp.Regexp, nameKind string, versionRe *regexp.Regexp, versionKind string) string {
+	if why := toolArgProblem("package name", name, 256); why != "" {
+		return why
+	}
+	if !nameRe.MatchString(name) {
+		return fmt.Sprintf("package name %s is not %s", mgrQuote(name, toolQuoteMax), nameKind)
+	}
+	if version == "" {
+		return ""
+	}
+	if why := toolArgProblem("version", version, MaxVersionLen); why != "" {
+		return why
+	}
+	if !versionRe.MatchString(version) {
+		return fmt.Sprintf("version %s is not %s", mgrQuote(version, toolQuoteMax), versionKind)
+	}
+	return ""
+}
+
+// toolRunProblem says why the install run of bin failed ("" if it did not).
+func toolRunProblem(bin string, run Result, runErr error) string {
+	switch {
+	case runErr != nil:
+		return bin + " did not finish: " + runErr.Error()
+	case run.ExitCode != 0:
+		return fmt.Sprintf("%s exited %d: %s", bin, run.ExitCode, toolFailureText(run))
+	}
+	return ""
+}
+
+// toolItemVerdict is an item's result from the version the package database
+// db ("dpkg", "rpm") reports installed now (have, "" for none) and why the
+// run failed (toolRunProblem). same says whether have is the requested
+// version.
+func toolItemVerdict(it protocol.InstallItem, have, db, why string, same func(have, want string) bool) protocol.InstallItemResult {
+	r := protocol.InstallItemResult{UpdateID: it.UpdateID, Status: "failed", InstalledVersion: cleanText(have, MaxVersionLen)}
+	switch {
+	case have == "":
+		r.Message = db + " does not list the package as installed"
+		if why != "" {
+			r.Message = why
+		}
+	case it.Version != "" && !same(have, it.Version):
+		r.Message = fmt.Sprintf("installed version is %s, not the requested %s", have, it.Version)
+		if why != "" {
+			r.Message += "; " + why
+		}
+	case it.Version == "" && why != "":
+		r.Message = why
+	default:
+		r.Status = "installed"
+	}
+	r.Message = cleanText(r.Message, 1024)
+	return r
+}
+
+// toolCheckItems splits items into those that may run and failed results for
+// the rest. check returns why an item is refused ("" to accept it). An item
+// of another package type, or a second request for the same package with a
+// different version, is refused too: nothing runs for a refused item.
+func toolCheckItems(items []protocol.InstallItem, pkgType string, check func(name, version string) string) ([]protocol.InstallItem, []protocol.InstallItemResult) {
+	var ok []protocol.InstallItem
+	var refused []protocol.InstallItemResult
+	seen := map[string]string{}
+	for _, it := range items {
+		why := ""
+		if it.PackageType != "" && it.PackageType != pkgType {
+			why = fmt.Sprintf("package type %s is not %s", mgrQuote(it.PackageType, toolQuoteMax), pkgType)
+		} else {
+			why = check(it.PackageName, it.Version)
+		}
+		if why == "" {
+			if v, dup := seen[it.PackageName]; dup {
+				if v == it.Version {
+					// The same request twice: one argument does both.
+					ok = append(ok, it)
+					continue
+				}
+				why = fmt.Sprintf("package %s is also requested at version %s", mgrQuote(it.PackageName, toolQuoteMax), mgrQuote(v, toolQuoteMax))
+			}
+		}
+		if why != "" {
+			refused = append(refused, mgrFail(it, "refused, nothing was run: "+why))
+			continue
+		}
+		seen[it.PackageName] = it.Version
+		ok = append(ok, it)
+	}
+	return ok, refused
+}
+
+// toolSevRank orders SPEC severities (unknown lowest).
+func toolSevRank(s string) int {
+	switch s {
+	case protocol.SevCritical:
+		return 4
+	case protocol.SevImportant:
+		return 3
+	case protocol.SevModerate:
+		return 2
+	case protocol.SevLow:
+		return 1
+	}
+	return 0
 }

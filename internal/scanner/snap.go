@@ -129,7 +129,7 @@ func parseSnapTable(out []byte) ([]map[string]string, error) {
 	}
 	names, starts := mgrHeaderColumns(header)
 	if len(names) < 3 || names[0] != "Name" || names[1] != "Version" {
-		return nil, fmt.Errorf("unrecognised table header %s", mgrQuote(header))
+		return nil, fmt.Errorf("unrecognised table header %s", mgrQuote(header, mgrQuoteMax))
 	}
 	var rows []map[string]string
 	skipped := 0
@@ -156,7 +156,7 @@ func parseSnapTable(out []byte) ([]map[string]string, error) {
 		rows = append(rows, row)
 	}
 	if len(rows) == 0 && skipped > 0 {
-		return nil, fmt.Errorf("%d table rows, none lined up with the header %s", skipped, mgrQuote(header))
+		return nil, fmt.Errorf("%d table rows, none lined up with the header %s", skipped, mgrQuote(header, mgrQuoteMax))
 	}
 	return rows, nil
 }

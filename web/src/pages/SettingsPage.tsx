@@ -1,6 +1,7 @@
 // Server settings (intervals and timeouts; the server validates and its
 // message is shown) and the command-signing keys with rotation.
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
+import { Link } from '@tanstack/react-router'
 import { RotateCw } from 'lucide-react'
 import { useEffect, useState, type FormEvent } from 'react'
 import { keys, putSettings, rotateSigningKey, settingsQuery, signingKeysQuery } from '../api/endpoints'
@@ -149,11 +150,30 @@ function SigningKeys() {
   )
 }
 
+// Machine binding is always on (SPEC §4): there is nothing to switch, so
+// this card says what it does and where an admin rebinds an agent.
+function MachineBinding() {
+  return (
+    <Card title="Machine binding">
+      <p className="text-sm text-zinc-600 dark:text-zinc-400">
+        Every agent is bound to the machine it registered on (a SHA-256 of the machine&apos;s stable hardware
+        identifiers). A request whose machine id differs is refused with <code>machine_mismatch</code>, so a copied
+        agent config does not work on another machine. Binding is always enforced. After a hardware change or a
+        reinstall, open the agent in{' '}
+        <Link to="/agents" className="font-medium text-red-700 underline dark:text-red-400">
+          Agents
+        </Link>{' '}
+        and choose Rebind, or register the machine again (it keeps its agent id and history).
+      </p>
+    </Card>
+  )
+}
+
 export function SettingsPage() {
   const q = useQuery(settingsQuery)
   return (
     <>
-      <PageHeader title="Settings" description="Intervals and timeouts for the whole fleet, and the keys that sign commands." />
+      <PageHeader title="Settings" description="Intervals and timeouts for the whole fleet, the keys that sign commands, and machine binding." />
       <div className="space-y-4">
         <Card title="Intervals and timeouts">
           {q.isPending ? (
@@ -165,6 +185,7 @@ export function SettingsPage() {
           )}
         </Card>
         <SigningKeys />
+        <MachineBinding />
       </div>
     </>
   )
