@@ -565,7 +565,8 @@ func TestDNFInstallRefusesHostileItems(t *testing.T) {
 }
 
 func FuzzParseDNFCheckUpdate(f *testing.F) {
-	for _, fx := range []string{"check-update-el9.txt", "check-upgrade-fedora41.txt", "check-update-el7-yum.txt"} {
+	for _, fx := range []string{"check-update-el9.txt", "check-upgrade-fedora41.txt", "check-update-el7-yum.txt",
+		"real-dnf4-check-update.txt", "real-dnf4-check-update-refresh.txt"} {
 		f.Add(readFixture(f, "dnf/"+fx))
 	}
 	f.Add([]byte("a.noarch\n  1-1\n  repo extra\nObsoleting Packages\n"))
@@ -584,7 +585,8 @@ func FuzzParseDNFCheckUpdate(f *testing.F) {
 }
 
 func FuzzParseDNFUpdateinfo(f *testing.F) {
-	for _, fx := range []string{"updateinfo-list-el9.txt", "updateinfo-list-cve-el9.txt", "advisory-list-fedora41.txt", "advisory-list-cve-fedora41.txt"} {
+	for _, fx := range []string{"updateinfo-list-el9.txt", "updateinfo-list-cve-el9.txt", "advisory-list-fedora41.txt", "advisory-list-cve-fedora41.txt",
+		"real-dnf4-updateinfo-list.txt", "real-dnf4-updateinfo-list-cve.txt"} {
 		f.Add(readFixture(f, "dnf/"+fx))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -603,7 +605,8 @@ func FuzzParseDNFUpdateinfo(f *testing.F) {
 }
 
 func FuzzParseDNFTransaction(f *testing.F) {
-	for _, fx := range []string{"upgrade-assumeno-el9.txt", "upgrade-assumeno-fedora41.txt", "upgrade-assumeno-fedora40.txt", "upgrade-assumeno-el7-yum.txt"} {
+	for _, fx := range []string{"upgrade-assumeno-el9.txt", "upgrade-assumeno-fedora41.txt", "upgrade-assumeno-fedora40.txt", "upgrade-assumeno-el7-yum.txt",
+		"real-dnf4-upgrade-assumeno.txt", "real-dnf4-upgrade-assumeno-nothing.txt"} {
 		f.Add(readFixture(f, "dnf/"+fx))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -622,6 +625,7 @@ func FuzzParseDNFTransaction(f *testing.F) {
 
 func FuzzParseRPMQuery(f *testing.F) {
 	f.Add(readFixture(f, "dnf/rpm-qa-el9.txt"))
+	f.Add(readFixture(f, "dnf/real-rpm418-qa.txt"))
 	f.Add([]byte("a\tb\tc\n\t\t\t\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		m, err := parseRPMQuery(in)
@@ -660,5 +664,131 @@ func TestNeedsRestartingSaysReboot(t *testing.T) {
 		if got := needsRestartingSaysReboot(Result{ExitCode: tc.exit, Stdout: tc.out}); got != tc.want {
 			t.Errorf("%d %q: %v", tc.exit, tc.out, got)
 		}
+	}
+}
+
+// The real-dnf4-* fixtures were captured from dnf 4.14.0 (Debian 12) against
+// a scratch installroot and a local createrepo_c repository (see
+// testdata/dnf/README.md): exit codes and stderr are as dnf gave them.
+func TestDNFScanRealDNF4(t *testing.T) {
+	for _, refresh := range []bool{false, true} {
+		t.Run(fmt.Sprint("refresh=", refresh), func(t *testing.T) {
+			cu, fx := "dnf check-update", "dnf/real-dnf4-check-update.txt"
+			if refresh {
+				cu, fx = "dnf check-update --refresh", "dnf/real-dnf4-check-update-refresh.txt"
+			}
+			f := dnfFake(map[string]Result{
+				cu:                              {ExitCode: 100, Stdout: readFixture(t, fx)},
+				"dnf updateinfo list --updates": {Stdout: readFixture(t, "dnf/real-dnf4-updateinfo-list.txt")},
+				"dnf updateinfo list --updates --with-cve": {Stdout: readFixture(t, "dnf/real-dnf4-updateinfo-list-cve.txt")},
+				rpmQAKey: {Stdout: readFixture(t, "dnf/real-rpm418-qa.txt")},
+			}, "dnf")
+			ups, err := NewDNF(f, Options{RefreshLists: refresh}).Scan(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []string{cu, "dnf updateinfo list --updates", "dnf updateinfo list --updates --with-cve", rpmQAKey}
+			if !slices.Equal(f.Calls(), want) {
+				t.Fatalf("calls %q\nwant  %q", f.Calls(), want)
+			}
+			ups = Clean("dnf", ups)
+			if len(ups) != 3 {
+				t.Fatalf("%d updates: %+v", len(ups), ups)
+			}
+			tests := []struct {
+				name, cur, avail, sev, advisories string
+				cves                              []string
+			}{
+				{"rfhello", "1.0-1", "1.1-1", protocol.SevImportant, "RFSA-2024:0001", []string{"CVE-2024-12345"}},
+				{"rfutil-with-a-rather-long-package-name", "2:3.0-1", "2:3.1-1", protocol.SevUnknown, "RFBA-2024:0002", []string{}},
+				{"rfwrap-an-exceedingly-long-package-name-that-dnf-has-to-wrap-in-its-table", "0.9-1", "1.0~rc1-1",
+					protocol.SevUnknown, "", []string{}},
+			}
+			for _, tc := range tests {
+				i := slices.IndexFunc(ups, func(u protocol.Update) bool { return u.PackageName == tc.name })
+				if i < 0 {
+					t.Errorf("no update for %s", tc.name)
+					continue
+				}
+				u := ups[i]
+				if u.CurrentVersion != tc.cur || u.AvailableVersion != tc.avail || u.Severity != tc.sev ||
+					u.Metadata["advisories"] != tc.advisories || !slices.Equal(u.CVEIDs, tc.cves) {
+					t.Errorf("%s: got %s → %s %s %q %q\nwant %s → %s %s %q %q", tc.name, u.CurrentVersion, u.AvailableVersion,
+						u.Severity, u.Metadata["advisories"], u.CVEIDs, tc.cur, tc.avail, tc.sev, tc.advisories, tc.cves)
+				}
+			}
+		})
+	}
+}
+
+func TestParseRealDNF4(t *testing.T) {
+	for _, fx := range []string{"dnf/real-dnf4-check-update.txt", "dnf/real-dnf4-check-update-refresh.txt"} {
+		pkgs, err := parseDNFCheckUpdate(readFixture(t, fx))
+		want := []dnfPkg{
+			{Name: "rfhello", Arch: "noarch", EVR: "1.1-1", Repo: "rflocal"},
+			{Name: "rfutil-with-a-rather-long-package-name", Arch: "noarch", EVR: "2:3.1-1", Repo: "rflocal"},
+			{Name: "rfwrap-an-exceedingly-long-package-name-that-dnf-has-to-wrap-in-its-table", Arch: "noarch", EVR: "1.0~rc1-1", Repo: "rflocal"},
+		}
+		if err != nil || !slices.Equal(pkgs, want) {
+			t.Errorf("%s: %+v, %v\nwant %+v", fx, pkgs, err, want)
+		}
+	}
+	advs, err := parseDNFUpdateinfo(readFixture(t, "dnf/real-dnf4-updateinfo-list.txt"))
+	want := []dnfAdvisory{
+		{ID: "RFSA-2024:0001", Type: "security", Severity: "Important", Name: "rfhello", EVR: "1.1-1", Arch: "noarch"},
+		{ID: "RFBA-2024:0002", Type: "bugfix", Name: "rfutil-with-a-rather-long-package-name", EVR: "2:3.1-1", Arch: "noarch"},
+	}
+	if err != nil || !slices.Equal(advs, want) {
+		t.Errorf("updateinfo: %+v, %v\nwant %+v", advs, err, want)
+	}
+	if got := dnfSeverity(advs[0]); got != protocol.SevImportant {
+		t.Errorf("severity %q", got)
+	}
+	advs, err = parseDNFUpdateinfo(readFixture(t, "dnf/real-dnf4-updateinfo-list-cve.txt"))
+	want = []dnfAdvisory{{ID: "CVE-2024-12345", Type: "security", Severity: "Important", Name: "rfhello", EVR: "1.1-1", Arch: "noarch"}}
+	if err != nil || !slices.Equal(advs, want) {
+		t.Errorf("updateinfo --with-cve: %+v, %v\nwant %+v", advs, err, want)
+	}
+	tx, err := parseDNFTransaction(readFixture(t, "dnf/real-dnf4-upgrade-assumeno-nothing.txt"))
+	if err != nil || !tx.NothingToDo || tx.Table || len(tx.Changes) != 0 {
+		t.Errorf("nothing to do: %+v, %v", tx, err)
+	}
+	m, err := parseRPMQuery(readFixture(t, "dnf/real-rpm418-qa.txt"))
+	if err != nil || m.current("rfhello", "noarch") != "1.0-1" || m.current("rfutil-with-a-rather-long-package-name", "noarch") != "2:3.0-1" {
+		t.Errorf("rpm -qa: %+v, %v", m, err)
+	}
+}
+
+func TestDNFInstallDryRunRealDNF4(t *testing.T) {
+	const key = "dnf upgrade --assumeno rfhello-1.1-1 rfutil-with-a-rather-long-package-name-2:3.1-1 " +
+		"rfwrap-an-exceedingly-long-package-name-that-dnf-has-to-wrap-in-its-table-1.0~rc1-1"
+	f := dnfFake(map[string]Result{
+		key: {ExitCode: 1, Stdout: readFixture(t, "dnf/real-dnf4-upgrade-assumeno.txt"),
+			Stderr: readFixture(t, "dnf/real-dnf4-upgrade-assumeno.stderr")},
+		rpmQAKey: {Stdout: readFixture(t, "dnf/real-rpm418-qa.txt")},
+	}, "dnf")
+	items := []protocol.InstallItem{
+		{UpdateID: "a", PackageType: "dnf", PackageName: "rfhello", Version: "1.1-1"},
+		{UpdateID: "b", PackageType: "dnf", PackageName: "rfutil-with-a-rather-long-package-name", Version: "2:3.1-1"},
+		{UpdateID: "c", PackageType: "dnf", PackageName: "rfwrap-an-exceedingly-long-package-name-that-dnf-has-to-wrap-in-its-table", Version: "1.0~rc1-1"},
+	}
+	res, err := NewDNF(f, Options{}).Install(context.Background(), items, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{key, rpmQAKey}; !slices.Equal(f.Calls(), want) {
+		t.Fatalf("calls %q, want %q", f.Calls(), want)
+	}
+	var changes []string
+	for _, c := range res.Changes {
+		changes = append(changes, c.Action+" "+c.PackageName+" "+c.FromVersion+"→"+c.ToVersion)
+	}
+	want := []string{"upgrade rfhello 1.0-1→1.1-1", "upgrade rfutil-with-a-rather-long-package-name 2:3.0-1→2:3.1-1",
+		"upgrade rfwrap-an-exceedingly-long-package-name-that-dnf-has-to-wrap-in-its-table 0.9-1→1.0~rc1-1"}
+	if !slices.Equal(changes, want) {
+		t.Fatalf("changes %q\nwant    %q", changes, want)
+	}
+	if len(res.Extras) != 0 || len(res.Results) != 0 || res.ExitCode != 1 {
+		t.Errorf("extras %+v results %+v exit %d", res.Extras, res.Results, res.ExitCode)
 	}
 }

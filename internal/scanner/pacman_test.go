@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -313,4 +314,36 @@ func FuzzParsePacman(f *testing.F) {
 			t.Fatal("unrecognised output accepted")
 		}
 	})
+}
+
+// The real-pacman602-* fixtures were captured from pacman 6.0.2 (Debian 12)
+// against a scratch root and a local file:// repository (see
+// testdata/pacman/README.md).
+func TestPacmanRealPacman602(t *testing.T) {
+	ups, unparsed := parsePacmanUpdates(mgrFixture(t, "pacman/real-pacman602-qu.txt"))
+	want := []pacmanUpdate{{Name: "rfhello", From: "1.0-1", To: "1.1-1"}, {Name: "rfutil", From: "1:2.0-1", To: "1:2.1-1"}}
+	if unparsed != 0 || !slices.Equal(ups, want) {
+		t.Errorf("-Qu: %+v (%d unparsed), want %+v", ups, unparsed, want)
+	}
+	ups, unparsed = parsePacmanUpdates(mgrFixture(t, "pacman/real-pacman602-qu-ignored.txt"))
+	if want := []pacmanUpdate{want[0], {Name: "rfutil", From: "1:2.0-1", To: "1:2.1-1", Ignored: true}}; unparsed != 0 || !slices.Equal(ups, want) {
+		t.Errorf("-Qu with IgnorePkg: %+v (%d unparsed), want %+v", ups, unparsed, want)
+	}
+	pk := parsePacmanNameVersion(mgrFixture(t, "pacman/real-pacman602-print.txt"))
+	if want := []pacmanPkg{{Name: "rfhello", Version: "1.1-1"}, {Name: "rfutil", Version: "1:2.1-1"}}; !slices.Equal(pk, want) {
+		t.Errorf("--print: %+v, want %+v", pk, want)
+	}
+
+	r := newMgrArgv(map[string]string{"pacman": "/usr/bin/pacman"})
+	r.on(Result{Stdout: mgrFixture(t, "pacman/real-pacman602-qu.txt")}, "pacman", "-Qu")
+	got, err := NewPacman(r, Options{}).Scan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].PackageName != "rfhello" || got[0].CurrentVersion != "1.0-1" || got[0].AvailableVersion != "1.1-1" ||
+		got[1].PackageName != "rfutil" || got[1].CurrentVersion != "1:2.0-1" || got[1].AvailableVersion != "1:2.1-1" {
+		t.Errorf("scan: %+v", got)
+	}
+	r.wantArgv(t, argv("pacman", "-Qu"))
+
 }
