@@ -2,6 +2,7 @@
 import { LoaderCircle } from 'lucide-react'
 import { useId, type ButtonHTMLAttributes, type InputHTMLAttributes, type ReactNode, type SelectHTMLAttributes } from 'react'
 import { humanize } from '../lib/format'
+import { oneOf } from '../lib/search'
 
 export function cx(...parts: Array<string | false | null | undefined>): string {
   return parts.filter(Boolean).join(' ')
@@ -219,5 +220,42 @@ export function DescriptionList({ items }: { items: Array<[string, ReactNode]> }
         </div>
       ))}
     </dl>
+  )
+}
+
+/**
+ * A filter drop-down over a fixed list: the first entry ('' in the DOM)
+ * means no filter and reaches onChange as undefined; anything not in the
+ * list does too, so a tampered value never reaches the URL or the API.
+ */
+export function FilterSelect<T extends string>({
+  label,
+  value,
+  options,
+  allLabel,
+  format = humanize,
+  onChange,
+}: {
+  label: string
+  value: T | undefined
+  options: readonly T[]
+  allLabel: string
+  format?: (v: T) => string
+  onChange: (v: T | undefined) => void
+}) {
+  return (
+    <Select
+      aria-label={label}
+      className="w-auto"
+      value={value ?? ''}
+      onChange={(e) => onChange(oneOf(e.target.value, options))}
+    >
+      <option value="">{allLabel}</option>
+      {options.map((o) => (
+        <option key={o} value={o}>
+          {format(o)}
+        </option>
+      ))}
+    </Select>
   )
 }

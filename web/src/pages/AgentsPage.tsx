@@ -14,8 +14,8 @@ import { ConfirmDialog } from '../components/Dialog'
 import { Pagination } from '../components/Pagination'
 import { EmptyState, ErrorState, InlineError, LoadingState, Notice } from '../components/states'
 import { Time } from '../components/Time'
-import { Badge, Button, Card, Input, PageHeader, Select, StatusBadge } from '../components/ui'
-import { formatNumber, humanize, osLabel } from '../lib/format'
+import { Badge, Button, Card, FilterSelect, Input, PageHeader, Select, StatusBadge } from '../components/ui'
+import { formatNumber, osLabel } from '../lib/format'
 import { compact, int, oneOf, str, type Search } from '../lib/search'
 import { sortToState, stateToSort } from '../lib/sort'
 import { useDebounced } from '../lib/useDebounced'
@@ -295,32 +295,20 @@ export function AgentsPage({ search, onSearch }: { search: AgentsSearch; onSearc
                 </option>
               ))}
             </Select>
-            <Select
-              aria-label="Filter by operating system"
-              className="w-auto"
-              value={search.os ?? ''}
-              onChange={(e) => onSearch(compact({ ...search, os: oneOf(e.target.value, OSES), offset: undefined }))}
-            >
-              <option value="">All systems</option>
-              {OSES.map((o) => (
-                <option key={o} value={o}>
-                  {osLabel(o)}
-                </option>
-              ))}
-            </Select>
-            <Select
-              aria-label="Filter by update state"
-              className="w-auto"
-              value={search.updates ?? ''}
-              onChange={(e) => onSearch(compact({ ...search, updates: oneOf(e.target.value, AGENT_UPDATE_STATUSES), offset: undefined }))}
-            >
-              <option value="">Any update state</option>
-              {AGENT_UPDATE_STATUSES.map((u) => (
-                <option key={u} value={u}>
-                  {humanize(u)}
-                </option>
-              ))}
-            </Select>
+            <FilterSelect
+              label="Filter by operating system"
+              value={search.os}
+              options={OSES}
+              allLabel="All systems" format={osLabel}
+              onChange={(v) => onSearch(compact({ ...search, os: v, offset: undefined }))}
+            />
+            <FilterSelect
+              label="Filter by update state"
+              value={search.updates}
+              options={AGENT_UPDATE_STATUSES}
+              allLabel="Any update state"
+              onChange={(v) => onSearch(compact({ ...search, updates: v, offset: undefined }))}
+            />
             <Select
               aria-label="Filter by critical updates"
               className="w-auto"

@@ -1,8 +1,8 @@
 import { Link } from '@tanstack/react-router'
 import { COMMAND_STATES, COMMAND_TYPES, type CommandState, type CommandType } from '../api/types'
 import { CommandsTable } from '../components/CommandsTable'
-import { Card, PageHeader, Select } from '../components/ui'
-import { humanize, shortId } from '../lib/format'
+import { Card, FilterSelect, PageHeader } from '../components/ui'
+import { shortId } from '../lib/format'
 import { compact, int, oneOf, str, type Search } from '../lib/search'
 
 export interface CommandsSearch {
@@ -34,32 +34,20 @@ export function CommandsPage({ search, onSearch }: { search: CommandsSearch; onS
       <Card>
         <div className="-m-4">
           <div className="flex flex-wrap items-center gap-2 border-b border-zinc-200 p-3 dark:border-zinc-800">
-            <Select
-              aria-label="Filter by status"
-              className="w-auto"
-              value={search.status ?? ''}
-              onChange={(e) => onSearch(compact({ ...search, status: oneOf(e.target.value, COMMAND_STATES), offset: undefined }))}
-            >
-              <option value="">All statuses</option>
-              {COMMAND_STATES.map((s) => (
-                <option key={s} value={s}>
-                  {humanize(s)}
-                </option>
-              ))}
-            </Select>
-            <Select
-              aria-label="Filter by type"
-              className="w-auto"
-              value={search.type ?? ''}
-              onChange={(e) => onSearch(compact({ ...search, type: oneOf(e.target.value, COMMAND_TYPES), offset: undefined }))}
-            >
-              <option value="">All types</option>
-              {COMMAND_TYPES.map((t) => (
-                <option key={t} value={t}>
-                  {humanize(t)}
-                </option>
-              ))}
-            </Select>
+            <FilterSelect
+              label="Filter by status"
+              value={search.status}
+              options={COMMAND_STATES}
+              allLabel="All statuses"
+              onChange={(v) => onSearch(compact({ ...search, status: v, offset: undefined }))}
+            />
+            <FilterSelect
+              label="Filter by type"
+              value={search.type}
+              options={COMMAND_TYPES}
+              allLabel="All types"
+              onChange={(v) => onSearch(compact({ ...search, type: v, offset: undefined }))}
+            />
             {search.agent_id !== undefined && (
               <span className="flex items-center gap-2 text-sm">
                 Agent{' '}

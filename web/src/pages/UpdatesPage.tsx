@@ -7,7 +7,7 @@ import { agentQuery } from '../api/endpoints'
 import { AgentPicker } from '../components/AgentPicker'
 import { UpdatesTable } from '../components/UpdatesTable'
 import { sortToState, stateToSort } from '../lib/sort'
-import { Card, Input, PageHeader, Select } from '../components/ui'
+import { Card, FilterSelect, Input, PageHeader, Select } from '../components/ui'
 import { humanize, shortId } from '../lib/format'
 import { compact, int, oneOf, str, type Search } from '../lib/search'
 import { useDebounced } from '../lib/useDebounced'
@@ -92,32 +92,20 @@ export function UpdatesPage({ search, onSearch }: { search: UpdatesSearch; onSea
                 </option>
               ))}
             </Select>
-            <Select
-              aria-label="Filter by severity"
-              className="w-auto"
-              value={search.severity ?? ''}
-              onChange={(e) => onSearch(compact({ ...search, severity: oneOf(e.target.value, SEVERITIES), offset: undefined }))}
-            >
-              <option value="">All severities</option>
-              {SEVERITIES.map((s) => (
-                <option key={s} value={s}>
-                  {humanize(s)}
-                </option>
-              ))}
-            </Select>
-            <Select
-              aria-label="Filter by package manager"
-              className="w-auto"
-              value={search.package_type ?? ''}
-              onChange={(e) => onSearch(compact({ ...search, package_type: oneOf(e.target.value, PACKAGE_TYPES), offset: undefined }))}
-            >
-              <option value="">All package managers</option>
-              {PACKAGE_TYPES.map((t) => (
-                <option key={t} value={t}>
-                  {humanize(t)}
-                </option>
-              ))}
-            </Select>
+            <FilterSelect
+              label="Filter by severity"
+              value={search.severity}
+              options={SEVERITIES}
+              allLabel="All severities"
+              onChange={(v) => onSearch(compact({ ...search, severity: v, offset: undefined }))}
+            />
+            <FilterSelect
+              label="Filter by package manager"
+              value={search.package_type}
+              options={PACKAGE_TYPES}
+              allLabel="All package managers"
+              onChange={(v) => onSearch(compact({ ...search, package_type: v, offset: undefined }))}
+            />
             {search.agent_id === undefined ? (
               <AgentPicker onPick={(id) => onSearch(compact({ ...search, agent_id: id, offset: undefined }))} />
             ) : (
