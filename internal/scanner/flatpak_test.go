@@ -259,3 +259,180 @@ func FuzzParseFlatpak(f *testing.F) {
 		}
 	})
 }
+
+// TestFlatpakRealOutput runs the parser, the scan and the installer on
+// output captured from flatpak 1.14.10 (Debian 12) in a scratch installation
+// (testdata/flatpak/README.md says how): org.example.App (appdata version
+// 1.0, then 2.0) and its runtime org.example.Platform (no version), both
+// from a local remote named "example".
+func TestFlatpakRealOutput(t *testing.T) {
+	const (
+		real      = "flatpak/real-flatpak1.14-"
+		appCommit = "4616de31bf2e"
+		rtCommit  = "3cbae20af2af"
+	)
+	t.Run("parse", func(t *testing.T) {
+		tests := []struct {
+			file string
+			n    int
+			want [][]string
+		}{
+			{"remote-ls-updates-system.txt", 6, [][]string{
+				{"org.example.App", "x86_64", "stable", "example", appCommit, "2.0"},
+				{"org.example.Platform", "x86_64", "1", "example", rtCommit, ""},
+			}},
+			// Before the installation has fetched the remote's AppStream
+			// data (flatpak install does not; flatpak update --appstream
+			// does) the version column is empty, and the cell is chomped.
+			{"remote-ls-updates-system-noappstream.txt", 6, [][]string{
+				{"org.example.App", "x86_64", "stable", "example", appCommit, ""},
+				{"org.example.Platform", "x86_64", "1", "example", rtCommit, ""},
+			}},
+			{"remote-ls-updates-user.txt", 6, [][]string{
+				{"org.example.App", "x86_64", "stable", "example", appCommit, "2.0"},
+			}},
+			{"remote-ls-updates-user-noappstream.txt", 6, [][]string{
+				{"org.example.App", "x86_64", "stable", "example", appCommit, ""},
+			}},
+			{"remote-ls-updates-none.txt", 6, nil},
+			{"list-system.txt", 4, [][]string{
+				{"org.example.App", "x86_64", "stable", "1.0"},
+				{"org.example.Platform", "x86_64", "1", ""},
+			}},
+			{"list-user.txt", 4, [][]string{
+				{"org.example.App", "x86_64", "stable", "1.0"},
+			}},
+			{"list-system-after.txt", 4, [][]string{
+				{"org.example.App", "x86_64", "stable", "2.0"},
+				{"org.example.Platform", "x86_64", "1", ""},
+			}},
+		}
+		for _, tt := range tests {
+			t.Run(tt.file, func(t *testing.T) {
+				got, unparsed := parseFlatpakRows(mgrFixture(t, real+tt.file), tt.n)
+				if !reflect.DeepEqual(got, tt.want) || unparsed != 0 {
+					t.Errorf("got %q (%d unparsed), want %q", got, unparsed, tt.want)
+				}
+			})
+		}
+	})
+
+	fake := func(t *testing.T, user, appstream bool) *mgrArgv {
+		suffix := ".txt"
+		if !appstream {
+			suffix = "-noappstream.txt"
+		}
+		r := newMgrArgv(map[string]string{"flatpak": "/usr/bin/flatpak"})
+		r.on(Result{Stdout: mgrFixture(t, real+"remote-ls-updates-system"+suffix)}, "flatpak", "remote-ls", "--updates", "--system", flatpakRemoteColumns)
+		r.on(Result{Stdout: mgrFixture(t, real+"list-system.txt")}, "flatpak", "list", "--system", flatpakListColumns)
+		if user {
+			r.on(Result{Stdout: mgrFixture(t, real+"remote-ls-updates-user"+suffix)}, "flatpak", "remote-ls", "--updates", "--user", flatpakRemoteColumns)
+			r.on(Result{Stdout: mgrFixture(t, real+"list-user.txt")}, "flatpak", "list", "--user", flatpakListColumns)
+		}
+		return r
+	}
+	type up struct{ name, from, to, source, commit, inst string }
+	scans := []struct {
+		name            string
+		user, appstream bool
+		want            []up
+	}{
+		{"system", false, true, []up{
+			{"org.example.App/x86_64/stable", "1.0", "2.0", "example", appCommit, "system"},
+			{"org.example.Platform/x86_64/1", "", "", "example", rtCommit, "system"},
+		}},
+		{"system, no AppStream data yet", false, false, []up{
+			{"org.example.App/x86_64/stable", "1.0", "", "example", appCommit, "system"},
+			{"org.example.Platform/x86_64/1", "", "", "example", rtCommit, "system"},
+		}},
+		{"system and user", true, true, []up{
+			{"org.example.App/x86_64/stable", "1.0", "2.0", "example", appCommit, "system,user"},
+			{"org.example.Platform/x86_64/1", "", "", "example", rtCommit, "system"},
+		}},
+	}
+	for _, tt := range scans {
+		t.Run("scan "+tt.name, func(t *testing.T) {
+			ups, err := NewFlatpak(fake(t, tt.user, tt.appstream), Options{FlatpakUser: tt.user}).Scan(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []up
+			for _, u := range ups {
+				got = append(got, up{u.PackageName, u.CurrentVersion, u.AvailableVersion, u.Source, u.Metadata["commit"], u.Metadata["installation"]})
+				if u.PackageType != "flatpak" || u.Severity != "unknown" {
+					t.Errorf("update %+v", u)
+				}
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+
+	t.Run("scan, nothing pending", func(t *testing.T) {
+		r := newMgrArgv(map[string]string{"flatpak": "/usr/bin/flatpak"})
+		r.on(Result{Stdout: mgrFixture(t, real+"remote-ls-updates-none.txt")}, "flatpak", "remote-ls", "--updates", "--system", flatpakRemoteColumns)
+		ups, err := NewFlatpak(r, Options{}).Scan(context.Background())
+		if err != nil || len(ups) != 0 {
+			t.Fatalf("ups %+v err %v", ups, err)
+		}
+	})
+
+	// Updating the app also updated its runtime (flatpak update pulls in
+	// the dependencies' updates), so nothing is pending afterwards.
+	t.Run("install", func(t *testing.T) {
+		ref := "org.example.App/x86_64/stable"
+		r := newMgrArgv(map[string]string{"flatpak": "/usr/bin/flatpak"})
+		r.on(Result{Stdout: mgrFixture(t, real+"update-app.txt")}, "flatpak", "update", "-y", "--noninteractive", "--system", "--", ref)
+		r.on(Result{Stdout: mgrFixture(t, real+"remote-ls-updates-none.txt")}, "flatpak", "remote-ls", "--updates", "--system", flatpakRemoteColumns)
+		res, err := NewFlatpak(r, Options{}).Install(context.Background(),
+			[]protocol.InstallItem{{UpdateID: "app", PackageType: "flatpak", PackageName: ref, Version: "2.0"}}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantResult(t, resultsByID(res.Results), "app", "installed", "2.0", "")
+		if !strings.Contains(res.Output, "Updating app/org.example.App/x86_64/stable") ||
+			!strings.Contains(res.Output, "Updating runtime/org.example.Platform/x86_64/1") {
+			t.Errorf("output %q", res.Output)
+		}
+	})
+	t.Run("install, user installation too", func(t *testing.T) {
+		r := newMgrArgv(map[string]string{"flatpak": "/usr/bin/flatpak"})
+		r.on(Result{Stdout: mgrFixture(t, real+"update-user-and-system.txt")}, "flatpak", "update", "-y", "--noninteractive", "--", "org.example.App")
+		r.on(Result{Stdout: mgrFixture(t, real+"remote-ls-updates-none.txt")}, "flatpak", "remote-ls", "--updates", "--system", flatpakRemoteColumns)
+		r.on(Result{Stdout: mgrFixture(t, real+"remote-ls-updates-none.txt")}, "flatpak", "remote-ls", "--updates", "--user", flatpakRemoteColumns)
+		res, err := NewFlatpak(r, Options{FlatpakUser: true}).Install(context.Background(),
+			[]protocol.InstallItem{{UpdateID: "app", PackageType: "flatpak", PackageName: "org.example.App"}}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantResult(t, resultsByID(res.Results), "app", "installed", "", "")
+	})
+	t.Run("install, nothing to do", func(t *testing.T) {
+		ref := "org.example.App/x86_64/stable"
+		r := newMgrArgv(map[string]string{"flatpak": "/usr/bin/flatpak"})
+		r.on(Result{Stdout: mgrFixture(t, real+"update-nothing.txt")}, "flatpak", "update", "-y", "--noninteractive", "--system", "--", ref)
+		r.on(Result{Stdout: mgrFixture(t, real+"remote-ls-updates-none.txt")}, "flatpak", "remote-ls", "--updates", "--system", flatpakRemoteColumns)
+		res, err := NewFlatpak(r, Options{}).Install(context.Background(),
+			[]protocol.InstallItem{{UpdateID: "app", PackageType: "flatpak", PackageName: ref}}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantResult(t, resultsByID(res.Results), "app", "installed", "", "")
+		if !strings.Contains(res.Output, "Nothing to do.") {
+			t.Errorf("output %q", res.Output)
+		}
+	})
+	t.Run("install, not installed", func(t *testing.T) {
+		ref := "org.example.Missing/x86_64/stable"
+		r := newMgrArgv(map[string]string{"flatpak": "/usr/bin/flatpak"})
+		r.on(Result{ExitCode: 1, Stderr: mgrFixture(t, real+"update-not-installed-stderr.txt")},
+			"flatpak", "update", "-y", "--noninteractive", "--system", "--", ref)
+		res, err := NewFlatpak(r, Options{}).Install(context.Background(),
+			[]protocol.InstallItem{{UpdateID: "m", PackageType: "flatpak", PackageName: ref}}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantResult(t, resultsByID(res.Results), "m", "failed", "", "flatpak update exited 1: error: org.example.Missing/x86_64/stable not installed")
+	})
+}
