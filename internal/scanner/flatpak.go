@@ -193,7 +193,23 @@ func flatpakCheckItem(it protocol.InstallItem) error {
 // Dry run: flatpak has no preview that changes nothing (--no-deploy
 // downloads the update into the local repository; the interactive
 // transaction summary needs a terminal and a prompt to decline), so the dry
-// run reports the requested changes only, with no extras.
+// run reports the requested changes plus what it can learn read-only:
+// flatpak update also updates an app's runtime when that has an update
+// pending, so each requested ref's runtime (`flatpak info --show-runtime`,
+// in every covered installation that has the ref) that is pending in
+// `flatpak remote-ls --updates` and not itself requested is an extra. Fail
+// safe: when a runtime cannot be determined (flatpak info fails other than
+// "not installed" in one installation, the ref is installed in none, or
+// its output is unrecognised) or the pending updates cannot be listed, the
+// dry run fails rather than under-report. Not foreseen: new dependencies
+// (a runtime branch an update switches to, extensions such as GL drivers
+// or locales); a runtime pending in the system installation is reported
+// even when only the user installation's app uses it (over-reporting
+// only asks for a confirmation too many).
+//
+// A real install lists in Changes the requested refs and whatever else
+// flatpak's output says it updated, installed or uninstalled (the
+// runtimes, mostly), without versions.
 func (f *Flatpak) Install(ctx context.Context, items []protocol.InstallItem, dryRun bool) (InstallResult, error) {
 	ok, refused := mgrPartition(protocol.PkgFlatpak, items, flatpakCheckItem)
 	res := InstallResult{Results: refused}
@@ -201,7 +217,13 @@ func (f *Flatpak) Install(ctx context.Context, items []protocol.InstallItem, dry
 		return res, nil
 	}
 	if dryRun {
-		res.Changes = mgrRequested(protocol.PkgFlatpak, ok)
+		extras, err := f.runtimeExtras(ctx, ok)
+		if err != nil {
+			res.Results = append(res.Results, mgrFailAll(ok, "dry run: "+err.Error())...)
+			return res, fmt.Errorf("flatpak dry run: %w", err)
+		}
+		res.Changes = append(mgrRequested(protocol.PkgFlatpak, ok), extras...)
+		res.Extras = extras
 		return res, nil
 	}
 	args := []string{"update", "-y", "--noninteractive"}
@@ -213,6 +235,12 @@ func (f *Flatpak) Install(ctx context.Context, items []protocol.InstallItem, dry
 	run, err := mgrRun(ctx, f.r, f.o.Timeout, "flatpak", args...)
 	out.add(append([]string{"flatpak"}, args...), run)
 	res.Output, res.ExitCode = out.String(), run.ExitCode
+	res.Changes = mgrRequested(protocol.PkgFlatpak, ok)
+	for _, c := range parseFlatpakUpdateOutput(run.Stdout) {
+		if !flatpakRequested(ok, c.PackageName) {
+			res.Changes = append(res.Changes, c)
+		}
+	}
 	if err != nil {
 		res.Results = append(res.Results, mgrFailAll(ok, "flatpak update did not finish: "+err.Error())...)
 		return res, fmt.Errorf("running flatpak update: %w", err)
@@ -254,4 +282,154 @@ func flatpakFind(ups []protocol.Update, ref string) (protocol.Update, bool) {
 		}
 	}
 	return protocol.Update{}, false
+}
+
+// runtimeExtras are the pending runtime updates that updating items would
+// pull in (see Install), in the order first met.
+func (f *Flatpak) runtimeExtras(ctx context.Context, items []protocol.InstallItem) ([]protocol.PackageChange, error) {
+	var runtimes []string
+	seen := map[string]bool{}
+	for _, it := range items {
+		installed := false
+		for _, inst := range f.installations() {
+			args := []string{"info", inst, "--show-runtime", "--", it.PackageName}
+			res, err := mgrRun(ctx, f.r, f.o.Timeout, "flatpak", args...)
+			if err != nil {
+				return nil, fmt.Errorf("running flatpak %s: %w", strings.Join(args, " "), err)
+			}
+			if res.ExitCode != 0 {
+				if flatpakNotInstalled(res) {
+					continue
+				}
+				return nil, fmt.Errorf("cannot tell the runtime of %s: flatpak info %s exited %d: %s",
+					it.PackageName, inst, res.ExitCode, mgrLastLine(res))
+			}
+			installed = true
+			rt, err := parseFlatpakRuntime(res.Stdout)
+			if err != nil {
+				return nil, fmt.Errorf("cannot tell the runtime of %s: flatpak info %s --show-runtime: %w", it.PackageName, inst, err)
+			}
+			if rt != "" && !seen[rt] {
+				seen[rt] = true
+				runtimes = append(runtimes, rt)
+			}
+		}
+		if !installed {
+			return nil, fmt.Errorf("cannot tell the runtime of %s: not installed in the %s installation",
+				it.PackageName, strings.Join(f.where(), " or "))
+		}
+	}
+	var extras []protocol.PackageChange
+	var pending []protocol.Update
+	listed := false
+	for _, rt := range runtimes {
+		if flatpakRequested(items, rt) {
+			continue
+		}
+		if !listed {
+			var err error
+			pending, err = f.pending(ctx, func(ctx context.Context, name string, args ...string) (Result, error) {
+				return mgrRun(ctx, f.r, f.o.Timeout, name, args...)
+			})
+			if err != nil {
+				return nil, fmt.Errorf("cannot tell whether the runtimes have updates pending: %w", err)
+			}
+			listed = true
+		}
+		u, ok := flatpakFind(pending, rt)
+		if !ok {
+			continue
+		}
+		to := u.AvailableVersion
+		if to == "" {
+			to = u.Metadata["commit"] // runtimes seldom have AppStream versions
+		}
+		extras = append(extras, protocol.PackageChange{PackageType: protocol.PkgFlatpak, PackageName: u.PackageName,
+			Action: "upgrade", FromVersion: u.CurrentVersion, ToVersion: to})
+	}
+	return extras, nil
+}
+
+// where names the covered installations (system, user).
+func (f *Flatpak) where() []string {
+	var w []string
+	for _, inst := range f.installations() {
+		w = append(w, strings.TrimPrefix(inst, "--"))
+	}
+	return w
+}
+
+// flatpakNotInstalled reports whether a failed flatpak command said the
+// ref is not installed ("error: REF not installed"; the agent runs tools
+// with LC_ALL=C).
+func flatpakNotInstalled(res Result) bool {
+	l := mgrLastLine(res)
+	return strings.HasPrefix(l, "error: ") && strings.HasSuffix(l, " not installed") && !strings.Contains(l, "\n")
+}
+
+// flatpakRequested reports whether ref (ID/ARCH/BRANCH) is among items,
+// which name refs as ID/ARCH/BRANCH or as a bare ID (any branch).
+func flatpakRequested(items []protocol.InstallItem, ref string) bool {
+	id, _, _ := strings.Cut(ref, "/")
+	for _, it := range items {
+		if it.PackageName == ref || it.PackageName == id {
+			return true
+		}
+	}
+	return false
+}
+
+// parseFlatpakRuntime parses `flatpak info --show-runtime`: one line, the
+// runtime's ID/ARCH/BRANCH, or "-" when the metadata names none (a
+// runtime's own metadata usually names itself). It returns "" for none,
+// and an error for anything else.
+func parseFlatpakRuntime(out []byte) (string, error) {
+	var lines []string
+	for _, l := range mgrLines(out) {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 {
+		return "", fmt.Errorf("unrecognised output: %d non-empty lines, want one runtime ref", len(lines))
+	}
+	if lines[0] == "-" {
+		return "", nil
+	}
+	if strings.Count(lines[0], "/") != 2 || flatpakRefRule.check(lines[0]) != nil {
+		return "", fmt.Errorf("unrecognised output: %.80q is not a runtime ref ID/ARCH/BRANCH", lines[0])
+	}
+	return lines[0], nil
+}
+
+// flatpakOps are the verbs of flatpak's quiet transaction output
+// ("Updating KIND/ID/ARCH/BRANCH") and their change actions.
+var flatpakOps = []struct{ verb, action string }{
+	{"Updating ", "upgrade"}, {"Installing ", "install"}, {"Uninstalling ", "remove"},
+}
+
+// parseFlatpakUpdateOutput parses the operations `flatpak update -y
+// --noninteractive` reports, as changes without versions, each ref once;
+// other lines are skipped.
+func parseFlatpakUpdateOutput(out []byte) []protocol.PackageChange {
+	var changes []protocol.PackageChange
+	seen := map[string]bool{}
+	for _, l := range mgrLines(out) {
+		l = strings.TrimSpace(l)
+		for _, op := range flatpakOps {
+			rest, ok := strings.CutPrefix(l, op.verb)
+			if !ok {
+				continue
+			}
+			kind, ref, ok := strings.Cut(rest, "/")
+			if !ok || (kind != "app" && kind != "runtime") || strings.Count(ref, "/") != 2 ||
+				flatpakRefRule.check(ref) != nil || seen[ref] || len(changes) >= MaxUpdates {
+				break
+			}
+			seen[ref] = true
+			changes = append(changes, protocol.PackageChange{PackageType: protocol.PkgFlatpak, PackageName: ref, Action: op.action})
+			break
+		}
+	}
+	return changes
 }

@@ -226,7 +226,11 @@ func TestFlatpakInstall(t *testing.T) {
 		wantResult(t, resultsByID(res.Results), "ff", "installed", "126.0", "not verified")
 	})
 	t.Run("dry run reports the request only", func(t *testing.T) {
-		r := newMgrArgv(map[string]string{"flatpak": "/usr/bin/flatpak"})
+		// Their runtime (a branch with no update pending) is no extra.
+		r := flatpakFake(t, false)
+		for _, it := range items[:2] {
+			r.on(Result{Stdout: []byte("org.freedesktop.Platform/x86_64/24.08\n")}, "flatpak", "info", "--system", "--show-runtime", "--", it.PackageName)
+		}
 		res, err := NewFlatpak(r, Options{}).Install(context.Background(), items, true)
 		if err != nil {
 			t.Fatal(err)
@@ -239,7 +243,11 @@ func TestFlatpakInstall(t *testing.T) {
 			t.Errorf("changes %+v", res.Changes)
 		}
 		refused(t, resultsByID(res.Results))
-		r.wantArgv(t)
+		r.wantArgv(t,
+			argv("flatpak", "info", "--system", "--show-runtime", "--", "org.mozilla.firefox/x86_64/stable"),
+			argv("flatpak", "info", "--system", "--show-runtime", "--", "org.videolan.VLC/x86_64/stable"),
+			argv("flatpak", "remote-ls", "--updates", "--system", flatpakRemoteColumns),
+			argv("flatpak", "list", "--system", flatpakListColumns))
 	})
 }
 
@@ -255,6 +263,14 @@ func FuzzParseFlatpak(f *testing.F) {
 				if len(r) != n || flatpakRefRule.check(flatpakRef(r)) != nil {
 					t.Fatalf("bad row %q", r)
 				}
+			}
+		}
+		if rt, err := parseFlatpakRuntime(b); err == nil && rt != "" && (strings.Count(rt, "/") != 2 || flatpakRefRule.check(rt) != nil) {
+			t.Fatalf("bad runtime %q", rt)
+		}
+		for _, c := range parseFlatpakUpdateOutput(b) {
+			if c.Action == "" || strings.Count(c.PackageName, "/") != 2 || flatpakRefRule.check(c.PackageName) != nil {
+				t.Fatalf("bad change %+v", c)
 			}
 		}
 	})
@@ -434,5 +450,145 @@ func TestFlatpakRealOutput(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantResult(t, resultsByID(res.Results), "m", "failed", "", "flatpak update exited 1: error: org.example.Missing/x86_64/stable not installed")
+	})
+}
+
+// TestFlatpakRuntimeExtras: the dry run reports the pending update of a
+// requested app's runtime as an extra, from output captured from flatpak
+// 1.14.10 (testdata/flatpak/README.md, "flatpak info").
+func TestFlatpakRuntimeExtras(t *testing.T) {
+	const (
+		real = "flatpak/real-flatpak1.14-"
+		app  = "org.example.App/x86_64/stable"
+		rt   = "org.example.Platform/x86_64/1"
+	)
+	info := func(inst, ref string) []string { return argv("flatpak", "info", inst, "--show-runtime", "--", ref) }
+	remoteLs := func(inst string) []string {
+		return argv("flatpak", "remote-ls", "--updates", inst, flatpakRemoteColumns)
+	}
+	list := func(inst string) []string { return argv("flatpak", "list", inst, flatpakListColumns) }
+	fake := func(t *testing.T, remoteLsFile string) *mgrArgv {
+		r := newMgrArgv(map[string]string{"flatpak": "/usr/bin/flatpak"})
+		r.on(Result{Stdout: mgrFixture(t, real+"info-show-runtime-app.txt")}, info("--system", app)...)
+		r.on(Result{Stdout: mgrFixture(t, real+remoteLsFile)}, remoteLs("--system")...)
+		r.on(Result{Stdout: mgrFixture(t, real+"list-system.txt")}, list("--system")...)
+		return r
+	}
+	item := protocol.InstallItem{UpdateID: "app", PackageType: "flatpak", PackageName: app, Version: "2.0"}
+
+	t.Run("parse", func(t *testing.T) {
+		if got, err := parseFlatpakRuntime(mgrFixture(t, real+"info-show-runtime-app.txt")); got != rt || err != nil {
+			t.Errorf("app: %q %v", got, err)
+		}
+		if got, err := parseFlatpakRuntime(mgrFixture(t, real+"info-show-runtime-none.txt")); got != "" || err != nil {
+			t.Errorf("none: %q %v", got, err)
+		}
+		for _, bad := range []string{"", "org.example.Platform\n", "a.b/x86_64/1\nc.d/x86_64/1\n", "org.example.Platform/x86_64/1;id\n"} {
+			if got, err := parseFlatpakRuntime([]byte(bad)); err == nil {
+				t.Errorf("%q: got %q, want an error", bad, got)
+			}
+		}
+		want := []protocol.PackageChange{
+			{PackageType: "flatpak", PackageName: rt, Action: "upgrade"},
+			{PackageType: "flatpak", PackageName: app, Action: "upgrade"},
+		}
+		if got := parseFlatpakUpdateOutput(mgrFixture(t, real+"update-app.txt")); !reflect.DeepEqual(got, want) {
+			t.Errorf("update output: %+v", got)
+		}
+		if got := parseFlatpakUpdateOutput(mgrFixture(t, real+"update-nothing.txt")); len(got) != 0 {
+			t.Errorf("nothing: %+v", got)
+		}
+	})
+	t.Run("runtime update pending: one extra", func(t *testing.T) {
+		r := fake(t, "info-remote-ls-updates-system.txt")
+		res, err := NewFlatpak(r, Options{}).Install(context.Background(), []protocol.InstallItem{item}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		extra := protocol.PackageChange{PackageType: "flatpak", PackageName: rt, Action: "upgrade", ToVersion: "532b3688daf4"}
+		if !reflect.DeepEqual(res.Extras, []protocol.PackageChange{extra}) {
+			t.Errorf("extras %+v", res.Extras)
+		}
+		want := []protocol.PackageChange{{PackageType: "flatpak", PackageName: app, Action: "upgrade", ToVersion: "2.0"}, extra}
+		if !reflect.DeepEqual(res.Changes, want) || len(res.Results) != 0 {
+			t.Errorf("changes %+v results %+v", res.Changes, res.Results)
+		}
+		r.wantArgv(t, info("--system", app), remoteLs("--system"), list("--system"))
+	})
+	t.Run("runtime requested too: no extra", func(t *testing.T) {
+		r := fake(t, "info-remote-ls-updates-system.txt")
+		r.on(Result{Stdout: mgrFixture(t, real+"info-show-runtime-app.txt")}, info("--system", "org.example.Platform")...)
+		res, err := NewFlatpak(r, Options{}).Install(context.Background(),
+			[]protocol.InstallItem{item, {UpdateID: "rt", PackageType: "flatpak", PackageName: "org.example.Platform"}}, true)
+		if err != nil || len(res.Extras) != 0 || len(res.Changes) != 2 {
+			t.Fatalf("extras %+v changes %+v err %v", res.Extras, res.Changes, err)
+		}
+		r.wantArgv(t, info("--system", app), info("--system", "org.example.Platform"))
+	})
+	t.Run("no runtime update pending: no extras", func(t *testing.T) {
+		r := fake(t, "info-remote-ls-updates-system-apponly.txt")
+		res, err := NewFlatpak(r, Options{}).Install(context.Background(), []protocol.InstallItem{item}, true)
+		if err != nil || len(res.Extras) != 0 || len(res.Changes) != 1 {
+			t.Fatalf("extras %+v changes %+v err %v", res.Extras, res.Changes, err)
+		}
+	})
+	t.Run("user installation: not installed there is no failure", func(t *testing.T) {
+		r := fake(t, "info-remote-ls-updates-system.txt")
+		r.on(Result{ExitCode: 1, Stderr: []byte("error: org.example.App/x86_64/stable not installed\n")}, info("--user", app)...)
+		r.on(Result{Stdout: mgrFixture(t, real+"remote-ls-updates-none.txt")}, remoteLs("--user")...)
+		res, err := NewFlatpak(r, Options{FlatpakUser: true}).Install(context.Background(), []protocol.InstallItem{item}, true)
+		if err != nil || len(res.Extras) != 1 || res.Extras[0].PackageName != rt {
+			t.Fatalf("extras %+v err %v", res.Extras, err)
+		}
+	})
+	t.Run("flatpak info fails: the dry run fails", func(t *testing.T) {
+		r := newMgrArgv(map[string]string{"flatpak": "/usr/bin/flatpak"})
+		r.on(Result{ExitCode: 1, Stderr: []byte("error: opening repo: Permission denied\n")}, info("--system", app)...)
+		res, err := NewFlatpak(r, Options{}).Install(context.Background(), []protocol.InstallItem{item}, true)
+		if err == nil || !strings.Contains(err.Error(), "cannot tell the runtime of "+app+": flatpak info --system exited 1: error: opening repo: Permission denied") {
+			t.Fatalf("err = %v", err)
+		}
+		if len(res.Extras) != 0 || len(res.Changes) != 0 {
+			t.Errorf("extras %+v changes %+v", res.Extras, res.Changes)
+		}
+		wantResult(t, resultsByID(res.Results), "app", "failed", "", "dry run: cannot tell the runtime")
+		r.wantArgv(t, info("--system", app))
+	})
+	t.Run("not installed anywhere: the dry run fails", func(t *testing.T) {
+		ref := "org.example.Missing/x86_64/stable"
+		r := newMgrArgv(map[string]string{"flatpak": "/usr/bin/flatpak"})
+		r.on(Result{ExitCode: 1, Stderr: mgrFixture(t, real+"info-not-installed-stderr.txt")}, info("--system", ref)...)
+		res, err := NewFlatpak(r, Options{}).Install(context.Background(), []protocol.InstallItem{{UpdateID: "m", PackageName: ref}}, true)
+		if err == nil || !strings.Contains(err.Error(), "cannot tell the runtime of "+ref+": not installed in the system installation") {
+			t.Fatalf("err = %v", err)
+		}
+		if len(res.Extras) != 0 || len(res.Changes) != 0 {
+			t.Errorf("extras %+v changes %+v", res.Extras, res.Changes)
+		}
+	})
+	t.Run("pending updates cannot be listed: the dry run fails", func(t *testing.T) {
+		r := newMgrArgv(map[string]string{"flatpak": "/usr/bin/flatpak"})
+		r.on(Result{Stdout: mgrFixture(t, real+"info-show-runtime-app.txt")}, info("--system", app)...)
+		r.on(Result{ExitCode: 1, Stderr: []byte("error: Unable to load summary from remote example\n")}, remoteLs("--system")...)
+		res, err := NewFlatpak(r, Options{}).Install(context.Background(), []protocol.InstallItem{item}, true)
+		if err == nil || !strings.Contains(err.Error(), "cannot tell whether the runtimes have updates pending") || len(res.Extras) != 0 {
+			t.Fatalf("extras %+v err %v", res.Extras, err)
+		}
+	})
+	t.Run("real install lists the runtime it updated", func(t *testing.T) {
+		r := newMgrArgv(map[string]string{"flatpak": "/usr/bin/flatpak"})
+		r.on(Result{Stdout: mgrFixture(t, real+"update-app.txt")}, "flatpak", "update", "-y", "--noninteractive", "--system", "--", app)
+		r.on(Result{Stdout: mgrFixture(t, real+"remote-ls-updates-none.txt")}, remoteLs("--system")...)
+		res, err := NewFlatpak(r, Options{}).Install(context.Background(), []protocol.InstallItem{item}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []protocol.PackageChange{
+			{PackageType: "flatpak", PackageName: app, Action: "upgrade", ToVersion: "2.0"},
+			{PackageType: "flatpak", PackageName: rt, Action: "upgrade"},
+		}
+		if !reflect.DeepEqual(res.Changes, want) || len(res.Extras) != 0 {
+			t.Errorf("changes %+v extras %+v", res.Changes, res.Extras)
+		}
 	})
 }
