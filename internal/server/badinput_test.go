@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -703,9 +704,14 @@ func TestRefreshAndMachineIDInput(t *testing.T) {
 			// Used twice at the same time, it still works only once.
 			const n = 8
 			statuses := make(chan int, n)
+			// Every goroutine presents the same token, read before any of
+			// them starts: the winner replaces rn.RefreshToken, and a
+			// late starter must not pick up the new one.
+			shared := rn.RefreshToken
+			var mu sync.Mutex
 			for i := 0; i < n; i++ {
 				go func() {
-					r, err := ts.Try(renew(ag.MachineID, rn.RefreshToken))
+					r, err := ts.Try(renew(ag.MachineID, shared))
 					if err != nil {
 						statuses <- -1
 						return
@@ -713,7 +719,9 @@ func TestRefreshAndMachineIDInput(t *testing.T) {
 					if r.Status == http.StatusOK {
 						var out protocol.RenewResponse
 						if json.Unmarshal(r.Body, &out) == nil {
+							mu.Lock()
 							rn.RefreshToken = out.RefreshToken // only one goroutine gets here
+							mu.Unlock()
 						}
 					}
 					statuses <- r.Status
