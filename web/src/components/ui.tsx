@@ -1,5 +1,5 @@
 // Small building blocks shared by every page.
-import { LoaderCircle } from 'lucide-react'
+import { LoaderCircle, Search } from 'lucide-react'
 import { useId, type ButtonHTMLAttributes, type InputHTMLAttributes, type ReactNode, type SelectHTMLAttributes } from 'react'
 import { humanize } from '../lib/format'
 import { oneOf } from '../lib/search'
@@ -257,5 +257,32 @@ export function FilterSelect<T extends string>({
         </option>
       ))}
     </Select>
+  )
+}
+
+/** The list pages' search box: a search field with a magnifier, growing to fill the filter bar. */
+export function SearchInput({
+  label,
+  placeholder,
+  value,
+  onChange,
+}: {
+  label: string
+  placeholder: string
+  value: string
+  onChange: (v: string) => void
+}) {
+  return (
+    <div className="relative min-w-0 flex-1 basis-48">
+      <Search className="pointer-events-none absolute top-2.5 left-2.5 size-4 text-zinc-400" aria-hidden="true" />
+      <Input
+        type="search"
+        aria-label={label}
+        placeholder={placeholder}
+        className="pl-8"
+        value={value}
+        onChange={(e) => onChange(e.target.value)}
+      />
+    </div>
   )
 }

@@ -5,7 +5,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { Link } from '@tanstack/react-router'
 import type { RowSelectionState } from '@tanstack/react-table'
-import { Radar, Search as SearchIcon, ServerCog, ShieldCheck, Trash2 } from 'lucide-react'
+import { Radar, ServerCog, ShieldCheck, Trash2 } from 'lucide-react'
 import { useEffect, useMemo, useState } from 'react'
 import { actOnUpdates, agentsQuery, createCommands, deleteAgent, keys, listUpdates } from '../api/endpoints'
 import { AGENT_SORTS, AGENT_UPDATE_STATUSES, PACKAGE_TYPES, type Agent, type AgentStatus, type AgentUpdateStatus, type OSType } from '../api/types'
@@ -14,7 +14,7 @@ import { ConfirmDialog } from '../components/Dialog'
 import { Pagination } from '../components/Pagination'
 import { EmptyState, ErrorState, InlineError, LoadingState, Notice } from '../components/states'
 import { Time } from '../components/Time'
-import { Badge, Button, Card, FilterSelect, Input, PageHeader, Select, StatusBadge } from '../components/ui'
+import { Badge, Button, Card, FilterSelect, PageHeader, SearchInput, Select, StatusBadge } from '../components/ui'
 import { formatNumber, osLabel } from '../lib/format'
 import { compact, int, oneOf, str, type Search } from '../lib/search'
 import { sortToState, stateToSort } from '../lib/sort'
@@ -269,32 +269,15 @@ export function AgentsPage({ search, onSearch }: { search: AgentsSearch; onSearc
       <Card>
         <div className="-m-4">
           <div className="flex flex-wrap items-center gap-2 border-b border-zinc-200 p-3 dark:border-zinc-800">
-            <div className="relative min-w-0 flex-1 basis-48">
-              <SearchIcon className="pointer-events-none absolute top-2.5 left-2.5 size-4 text-zinc-400" aria-hidden="true" />
-              <Input
-                type="search"
-                aria-label="Search by hostname"
-                placeholder="Search hostname"
-                className="pl-8"
-                value={text}
-                onChange={(e) => setText(e.target.value)}
-              />
-            </div>
-            <Select
-              aria-label="Filter by status"
-              className="w-auto"
-              value={search.status ?? ''}
-              onChange={(e) =>
-                onSearch(compact({ ...search, status: oneOf(e.target.value, STATUSES), offset: undefined }))
-              }
-            >
-              <option value="">All statuses</option>
-              {STATUSES.map((s) => (
-                <option key={s} value={s}>
-                  {s[0]?.toUpperCase() + s.slice(1)}
-                </option>
-              ))}
-            </Select>
+            <SearchInput label="Search by hostname" placeholder="Search hostname" value={text} onChange={setText} />
+            <FilterSelect
+              label="Filter by status"
+              value={search.status}
+              options={STATUSES}
+              allLabel="All statuses"
+              format={(v) => v[0]?.toUpperCase() + v.slice(1)}
+              onChange={(v) => onSearch(compact({ ...search, status: v, offset: undefined }))}
+            />
             <FilterSelect
               label="Filter by operating system"
               value={search.os}
@@ -319,19 +302,14 @@ export function AgentsPage({ search, onSearch }: { search: AgentsSearch; onSearc
               <option value="yes">With critical updates</option>
               <option value="no">Without critical updates</option>
             </Select>
-            <Select
-              aria-label="Filter by package manager"
-              className="w-auto"
-              value={search.pkg ?? ''}
-              onChange={(e) => onSearch(compact({ ...search, pkg: oneOf(e.target.value, PACKAGE_TYPES), offset: undefined }))}
-            >
-              <option value="">Any package manager</option>
-              {PACKAGE_TYPES.map((t) => (
-                <option key={t} value={t}>
-                  Updates from {t}
-                </option>
-              ))}
-            </Select>
+            <FilterSelect
+              label="Filter by package manager"
+              value={search.pkg}
+              options={PACKAGE_TYPES}
+              allLabel="Any package manager"
+              format={(t) => `Updates from ${t}`}
+              onChange={(v) => onSearch(compact({ ...search, pkg: v, offset: undefined }))}
+            />
           </div>
           {selectedIds.length > 0 && (
             <div className="flex flex-wrap items-center gap-2 border-b border-zinc-200 bg-zinc-50 px-3 py-2 text-sm dark:border-zinc-800 dark:bg-zinc-950">

@@ -1,13 +1,12 @@
 import { useQuery } from '@tanstack/react-query'
 import { Link } from '@tanstack/react-router'
-import { Search as SearchIcon } from 'lucide-react'
 import { useEffect, useState } from 'react'
 import { OPEN_UPDATES, PACKAGE_TYPES, SEVERITIES, UPDATE_STATES, type Severity, type UpdateState } from '../api/types'
 import { agentQuery } from '../api/endpoints'
 import { AgentPicker } from '../components/AgentPicker'
 import { UpdatesTable } from '../components/UpdatesTable'
 import { sortToState, stateToSort } from '../lib/sort'
-import { Card, FilterSelect, Input, PageHeader, Select } from '../components/ui'
+import { Card, FilterSelect, PageHeader, SearchInput, Select } from '../components/ui'
 import { humanize, shortId } from '../lib/format'
 import { compact, int, oneOf, str, type Search } from '../lib/search'
 import { useDebounced } from '../lib/useDebounced'
@@ -67,17 +66,7 @@ export function UpdatesPage({ search, onSearch }: { search: UpdatesSearch; onSea
       <Card>
         <div className="-m-4">
           <div className="flex flex-wrap items-center gap-2 border-b border-zinc-200 p-3 dark:border-zinc-800">
-            <div className="relative min-w-0 flex-1 basis-48">
-              <SearchIcon className="pointer-events-none absolute top-2.5 left-2.5 size-4 text-zinc-400" aria-hidden="true" />
-              <Input
-                type="search"
-                aria-label="Search packages"
-                placeholder="Search package"
-                className="pl-8"
-                value={text}
-                onChange={(e) => setText(e.target.value)}
-              />
-            </div>
+            <SearchInput label="Search packages" placeholder="Search package" value={text} onChange={setText} />
             <Select
               aria-label="Filter by status"
               className="w-auto"
